@@ -1,0 +1,72 @@
+"""Reading submissions from requests: multipart files or JSON with base64 content."""
+from __future__ import annotations
+
+import base64
+import binascii
+import io
+from dataclasses import dataclass
+from typing import BinaryIO
+
+from flask import request
+
+from docket.errors import DocketError
+
+ANALYZERS = ("ocr",)
+
+
+@dataclass
+class Submitted:
+    stream: BinaryIO
+    filename: str | None
+
+
+def bad_request(detail: str, code: str = "bad_request") -> DocketError:
+    return DocketError(detail, code=code, status=400, title="Bad request")
+
+
+def options() -> dict:
+    """rule/analyzer from the form or the JSON body."""
+    source = request.form if request.mimetype == "multipart/form-data" else (request.get_json(silent=True) or {})
+    if not isinstance(source, dict) and not hasattr(source, "get"):
+        raise bad_request("The JSON body must be an object.")
+    analyzer = source.get("analyzer") or "ocr"
+    if analyzer not in ANALYZERS:
+        raise DocketError(f"Unknown analyzer {analyzer!r}; available: {', '.join(ANALYZERS)}.",
+                          code="unknown_analyzer", status=422, title="Unknown analyzer")
+    return {"rule": source.get("rule"), "analyzer": analyzer}
+
+
+def single_document(max_bytes: int) -> Submitted:
+    if request.mimetype == "multipart/form-data":
+        upload = request.files.get("file")
+        if upload is None:
+            raise bad_request("Send the document as the multipart field 'file'.", "missing_file")
+        return Submitted(upload.stream, upload.filename or None)
+    if request.is_json:
+        body = request.get_json(silent=True)
+        if not isinstance(body, dict):
+            raise bad_request("The body is not a JSON object.", "invalid_json")
+        content = body.get("content_base64")
+        if not isinstance(content, str):
+            raise bad_request("Send the document base64-encoded as 'content_base64'.", "missing_file")
+        if len(content) * 3 // 4 > max_bytes + 3:
+            raise DocketError(f"The file is larger than the {max_bytes}-byte limit.", code="file_too_large",
+                              status=413, title="File too large")
+        try:
+            data = base64.b64decode(content, validate=True)
+        except (binascii.Error, ValueError):
+            raise bad_request("'content_base64' is not valid base64.", "invalid_base64") from None
+        filename = body.get("filename")
+        return Submitted(io.BytesIO(data), filename if isinstance(filename, str) else None)
+    raise DocketError("Send multipart/form-data with a 'file' field, or JSON with 'content_base64'.",
+                      code="unsupported_content_type", status=415, title="Unsupported media type")
+
+
+def many_documents() -> list[Submitted]:
+    if request.mimetype != "multipart/form-data":
+        raise DocketError("Send a batch as multipart/form-data with repeated 'files' fields.",
+                          code="unsupported_content_type", status=415, title="Unsupported media type")
+    uploads = request.files.getlist("files")
+    if not uploads:
+        raise bad_request("Send the documents as repeated multipart fields 'files'.", "missing_file")
+    return [Submitted(u.stream, u.filename or None) for u in uploads]

@@ -1,0 +1,62 @@
+"""JSON shapes of the API's resources."""
+from __future__ import annotations
+
+from db.models import Batch, Job
+from db.queries import as_utc
+
+
+def _time(value):
+    value = as_utc(value)
+    return value.isoformat() if value else None
+
+
+def job_json(job: Job) -> dict:
+    body = {
+        "id": job.id,
+        "status": job.status,
+        "batch_id": job.batch_id,
+        "filename": job.filename,
+        "rule": {"name": job.rule_name, "version": job.rule_version},
+        "analyzer": job.analyzer,
+        "document": {
+            "sha256": job.document.sha256,
+            "mime_type": job.document.mime_type,
+            "size": job.document.size,
+            "page_count": job.document.page_count,
+        },
+        "attempts": job.attempts,
+        "created_at": _time(job.created_at),
+        "started_at": _time(job.started_at),
+        "finished_at": _time(job.finished_at),
+        "error": {"code": job.error_code, "message": job.error_message} if job.status == "failed" else None,
+        "decision": None,
+        "fields": None,
+        "reasons": None,
+    }
+    decision = job.decision
+    if decision is not None:
+        body.update(
+            decision=decision.decision,
+            fields=decision.fields,
+            reasons=decision.reasons,
+            confidence=decision.confidence,
+            evidence=decision.evidence,
+            rule={"name": decision.rule_name, "version": decision.rule_version},
+            analyzer=decision.analyzer,
+            model=decision.model,
+            timings=decision.timings,
+            decided_at=_time(decision.created_at),
+        )
+    return body
+
+
+def batch_json(batch: Batch, counts: dict[str, int], jobs: list[Job]) -> dict:
+    return {
+        "id": batch.id,
+        "rule": batch.rule_name,
+        "created_at": _time(batch.created_at),
+        "total": sum(counts.values()),
+        "counts": counts,
+        "done": counts["queued"] == 0 and counts["running"] == 0,
+        "jobs": [job_json(job) for job in jobs],
+    }

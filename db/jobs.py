@@ -1,0 +1,83 @@
+"""Job state transitions. Each is one conditional UPDATE, so two workers (or a redelivered
+message) racing on the same job cannot both win, on SQLite and Postgres alike."""
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlalchemy import and_, or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from db.models import Decision, Job, utcnow
+
+TERMINAL = ("succeeded", "failed")
+
+
+def claim(session: Session, job_id: str, stale_after: int) -> int | None:
+    """Mark the job running for this attempt; returns the attempt number, or None if another
+    worker holds it or it is already finished."""
+    now = utcnow()
+    result = session.execute(
+        update(Job)
+        .where(Job.id == job_id,
+               or_(Job.status == "queued",
+                   and_(Job.status == "running", Job.started_at < now - timedelta(seconds=stale_after))))
+        .values(status="running", attempts=Job.attempts + 1, started_at=now,
+                error_code=None, error_message=None)
+    )
+    session.commit()
+    if result.rowcount != 1:
+        return None
+    return session.scalar(select(Job.attempts).where(Job.id == job_id))
+
+
+def _owned(job_id: str, attempt: int):
+    # Only the attempt that claimed the job may finish it: a worker that was presumed dead
+    # and comes back late must not overwrite the newer attempt.
+    return and_(Job.id == job_id, Job.status == "running", Job.attempts == attempt)
+
+
+def succeed(session: Session, job_id: str, attempt: int, decision: Decision) -> bool:
+    """Store the decision and finish the job in one transaction; False when this attempt no
+    longer owns the job or a decision already exists (a redelivery): nothing is written."""
+    try:
+        result = session.execute(update(Job).where(_owned(job_id, attempt))
+                                 .values(status="succeeded", finished_at=utcnow()))
+        if result.rowcount != 1:
+            session.rollback()
+            return False
+        session.add(decision)
+        session.commit()
+        return True
+    except IntegrityError:
+        session.rollback()
+        return False
+
+
+def fail(session: Session, job_id: str, code: str, message: str, attempt: int | None = None) -> bool:
+    where = _owned(job_id, attempt) if attempt is not None else and_(Job.id == job_id, Job.status.not_in(TERMINAL))
+    result = session.execute(update(Job).where(where).values(
+        status="failed", error_code=code, error_message=message[:4000], finished_at=utcnow()))
+    session.commit()
+    return result.rowcount == 1
+
+
+def release(session: Session, job_id: str, attempt: int) -> None:
+    """Give the job back to the queue (a transient error; a retry follows)."""
+    session.execute(update(Job).where(_owned(job_id, attempt)).values(status="queued", enqueued_at=utcnow()))
+    session.commit()
+
+
+def needing_publish(session: Session, *, now: datetime, settle: float, requeue_after: int,
+                    stale_after: int, limit: int = 500) -> list[Job]:
+    """Jobs whose queue message is missing or presumed lost:
+    queued and never published (broker was down), queued and published long ago, or running
+    on a worker that stopped answering (older than stale_after)."""
+    return list(session.scalars(
+        select(Job).where(or_(
+            and_(Job.status == "queued", Job.enqueued_at.is_(None),
+                 Job.created_at < now - timedelta(seconds=settle)),
+            and_(Job.status == "queued", Job.enqueued_at < now - timedelta(seconds=requeue_after)),
+            and_(Job.status == "running", Job.started_at < now - timedelta(seconds=stale_after)),
+        )).order_by(Job.created_at).limit(limit)
+    ))

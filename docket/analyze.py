@@ -1,0 +1,75 @@
+"""`docket analyze`: files through the real pipeline — stored, recorded as jobs, queued,
+analyzed by a worker process, decided, read back from the database."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from tqdm import tqdm
+
+from api.serialize import job_json
+from db.models import Job
+from db.session import session_scope
+from docket import submission
+from docket.config import Settings
+from docket.errors import DocketError
+from docket.rules import default_rules_dir, load_rules
+from docket.runtime import local_stack
+from worker.celery_app import create_celery
+
+
+def run(files: list[Path], *, rule: str, analyzer: str, workers: int, timeout: float,
+        progress: bool) -> list[dict]:
+    settings = Settings.from_env()
+    rules = load_rules(settings.rules_dir or default_rules_dir())
+    chosen = submission.resolve_rule(rules, rule)
+    with local_stack(settings, workers=workers, quiet_workers=True) as settings:
+        celery = create_celery(settings)
+        results: list[dict | None] = [None] * len(files)
+        pending: dict[str, int] = {}
+        with session_scope(settings.database_url) as session:
+            jobs = []
+            for index, path in enumerate(files):
+                try:
+                    with path.open("rb") as fh:
+                        document = submission.store_document(session, settings, fh, path.name)
+                except DocketError as exc:
+                    results[index] = {"file": str(path), "job_id": None, "status": "rejected",
+                                      "error": {"code": exc.code, "message": exc.detail},
+                                      "fields": None, "decision": None, "reasons": None}
+                    continue
+                job = submission.new_job(session, document, chosen, path.name, analyzer=analyzer)
+                jobs.append(job)
+                pending[job.id] = index
+            session.commit()
+            submission.publish(celery, session, jobs)
+        bar = tqdm(total=len(files), disable=not progress, unit="doc", leave=False)
+        bar.update(len(files) - len(pending))
+        deadline = time.monotonic() + timeout
+        while pending and time.monotonic() < deadline:
+            time.sleep(0.2)
+            with session_scope(settings.database_url) as session:
+                for job in session.query(Job).filter(Job.id.in_(list(pending)),
+                                                      Job.status.in_(("succeeded", "failed"))):
+                    index = pending.pop(job.id)
+                    results[index] = _result(str(files[index]), job)
+                    bar.update(1)
+        bar.close()
+        with session_scope(settings.database_url) as session:
+            for job_id, index in pending.items():  # still unfinished at the deadline: say so
+                out = _result(str(files[index]), session.get(Job, job_id))
+                out["error"] = {"code": "timeout", "message": f"not finished after {timeout} s"}
+                results[index] = out
+        celery.close()
+    return [r for r in results if r is not None]
+
+
+def _result(path: str, job: Job) -> dict:
+    body = job_json(job)
+    out = {"file": path, "job_id": job.id, "status": job.status, "fields": body["fields"],
+           "decision": body["decision"], "reasons": body["reasons"]}
+    if job.status == "failed":
+        out["error"] = body["error"]
+    else:
+        out.update(rule=body["rule"], analyzer=body["analyzer"], timings=body.get("timings"))
+    return out

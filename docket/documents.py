@@ -1,0 +1,117 @@
+"""What a document is, decided from its bytes (never its name or declared type), and whether
+it is safe and sane to process: size, pixel and page limits, truncation and corruption."""
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+from PIL import Image, ImageFile
+
+from docket.errors import DocumentError
+
+# A truncated image must be an error, not silently grey pixels.
+ImageFile.LOAD_TRUNCATED_IMAGES = False
+
+IMAGE_TYPES = {
+    "JPEG": "image/jpeg",
+    "PNG": "image/png",
+    "WEBP": "image/webp",
+    "TIFF": "image/tiff",
+    "BMP": "image/bmp",
+    "GIF": "image/gif",
+}
+SUPPORTED = sorted(set(IMAGE_TYPES.values()) | {"application/pdf"})
+
+
+@dataclass(frozen=True)
+class DocumentInfo:
+    mime_type: str
+    page_count: int
+    width: int | None = None
+    height: int | None = None
+
+
+def sniff(head: bytes) -> str | None:
+    """The MIME type named by the leading bytes, or None when it is none we accept."""
+    if head.startswith(b"\xff\xd8\xff"):
+        return "image/jpeg"
+    if head.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "image/png"
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "image/webp"
+    if head[:4] in (b"II*\x00", b"MM\x00*"):
+        return "image/tiff"
+    if head.startswith(b"BM"):
+        return "image/bmp"
+    if head[:6] in (b"GIF87a", b"GIF89a"):
+        return "image/gif"
+    # PDF readers accept a header anywhere in the first KiB.
+    if b"%PDF-" in head[:1024]:
+        return "application/pdf"
+    return None
+
+
+def inspect(path: Path, *, max_pixels: int, max_pages: int) -> DocumentInfo:
+    """Check a stored upload fully; raise DocumentError with a stable code when unusable."""
+    size = path.stat().st_size
+    if size == 0:
+        raise DocumentError("The uploaded file is empty.", code="empty_file", status=400, title="Empty file")
+    with path.open("rb") as fh:
+        head = fh.read(1024)
+    mime = sniff(head)
+    if mime is None:
+        raise DocumentError(
+            f"Unsupported document type; accepted: {', '.join(SUPPORTED)} (decided from the file's bytes).",
+            code="unsupported_type", status=415, title="Unsupported media type")
+    if mime == "application/pdf":
+        return _inspect_pdf(path, max_pages)
+    return _inspect_image(path, mime, max_pixels)
+
+
+def _inspect_image(path: Path, mime: str, max_pixels: int) -> DocumentInfo:
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as img:
+                width, height = img.size
+                if width * height > max_pixels:
+                    raise DocumentError(
+                        f"Image is {width}x{height} = {width * height} pixels; the limit is {max_pixels}.",
+                        code="image_too_large", status=422, title="Image too large")
+                img.seek(0)  # GIF/TIFF: the first frame is the document
+                img.load()
+    except DocumentError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise DocumentError(f"Image exceeds the pixel limit: {exc}", code="image_too_large",
+                            status=422, title="Image too large") from exc
+    except Exception as exc:  # PIL raises many types for broken files
+        raise DocumentError(f"The image is truncated or corrupt: {exc}", code="corrupt_document",
+                            status=422, title="Corrupt document") from exc
+    return DocumentInfo(mime_type=mime, page_count=1, width=width, height=height)
+
+
+def _inspect_pdf(path: Path, max_pages: int) -> DocumentInfo:
+    import pypdfium2 as pdfium
+
+    try:
+        pdf = pdfium.PdfDocument(str(path))
+    except pdfium.PdfiumError as exc:
+        if "password" in str(exc).lower():
+            raise DocumentError("The PDF is encrypted with a password.", code="encrypted_pdf",
+                                status=422, title="Encrypted PDF") from exc
+        raise DocumentError(f"The PDF is truncated or corrupt: {exc}", code="corrupt_document",
+                            status=422, title="Corrupt document") from exc
+    try:
+        pages = len(pdf)
+        if pages == 0:
+            raise DocumentError("The PDF has no pages.", code="corrupt_document", status=422,
+                                title="Corrupt document")
+        if pages > max_pages:
+            raise DocumentError(f"The PDF has {pages} pages; the limit is {max_pages}.",
+                                code="too_many_pages", status=422, title="Too many pages")
+        width, height = pdf[0].get_size()
+    finally:
+        pdf.close()
+    return DocumentInfo(mime_type="application/pdf", page_count=pages, width=int(width), height=int(height))

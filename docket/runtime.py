@@ -1,0 +1,58 @@
+"""Bringing up what a one-machine Docket needs, and stopping exactly what was started:
+the embedded Redis (when none is configured), the schema, and worker processes."""
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+from contextlib import ExitStack, contextmanager
+from typing import Iterator
+
+from db.migrate import upgrade
+from docket.config import Settings
+from docket.embedded import ensure_redis
+
+log = logging.getLogger(__name__)
+
+
+def start_worker(concurrency: int, *, queues: str = "cpu", beat: bool = True, env: dict | None = None,
+                 quiet: bool = False) -> subprocess.Popen:
+    cmd = [sys.executable, "-m", "docket.cli", "worker", "--queues", queues, "--concurrency", str(concurrency)]
+    if beat:
+        cmd.append("--beat")
+    out = subprocess.DEVNULL if quiet else None
+    return subprocess.Popen(cmd, env=env or os.environ.copy(), stdout=out, stderr=out, start_new_session=True)
+
+
+def stop_process(proc: subprocess.Popen, timeout: float = 15.0) -> None:
+    """Warm shutdown first (Celery finishes or hands back its current job), then force."""
+    if proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
+@contextmanager
+def local_stack(settings: Settings, *, workers: int = 1, quiet_workers: bool = False) -> Iterator[Settings]:
+    """Redis (embedded when unset) + migrated database + `workers` worker processes.
+
+    Yields settings whose redis_url points at the server in use. Everything started here is
+    stopped on exit, in reverse order.
+    """
+    with ExitStack() as stack:
+        url, server = ensure_redis(settings)
+        if server is not None:
+            stack.callback(server.stop)
+        os.environ["DOCKET_REDIS_URL"] = url  # child workers must use the same server
+        settings = Settings.from_env()
+        upgrade(settings.database_url)
+        if workers:
+            proc = start_worker(workers, quiet=quiet_workers)
+            stack.callback(stop_process, proc)
+        yield settings

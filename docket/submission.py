@@ -1,0 +1,93 @@
+"""Turning an upload into a recorded job, then telling the workers about it.
+
+The order is the guarantee: the document is kept and the job row committed *before* any
+message is published. If the broker is down, the job stays `queued` with no `enqueued_at`
+and the sweeper publishes it later — a job is never lost.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import BinaryIO, Iterable
+
+from celery import Celery
+from sqlalchemy import update
+from sqlalchemy.orm import Session
+
+from db.models import Batch, Document, Job, utcnow
+from docket import storage
+from docket.config import Settings
+from docket.documents import inspect
+from docket.errors import DocketError
+from docket.rules import Rule
+from worker.celery_app import CPU_QUEUE, GPU_QUEUE
+
+log = logging.getLogger(__name__)
+
+ANALYZE_TASK = "docket.analyze_job"
+# Which queue each analyzer's jobs go to: models need a GPU worker, OCR does not.
+ANALYZER_QUEUES = {"ocr": CPU_QUEUE, "model": GPU_QUEUE}
+
+
+class UnknownRule(DocketError):
+    status = 422
+    code = "unknown_rule"
+    title = "Unknown rule"
+
+
+def resolve_rule(rules: dict[str, Rule], name: str | None) -> Rule:
+    if not name:
+        raise UnknownRule(f"A rule is required; available: {', '.join(sorted(rules))}.",
+                          code="missing_rule", status=400, title="Missing rule")
+    try:
+        return rules[name]
+    except KeyError:
+        raise UnknownRule(f"No rule named {name!r}; available: {', '.join(sorted(rules))}.") from None
+
+
+def store_document(session: Session, settings: Settings, stream: BinaryIO, filename: str | None) -> Document:
+    """Receive, inspect and keep the bytes; returns the (possibly existing) Document row."""
+    upload = storage.receive(stream, settings.uploads_dir, settings.max_upload_bytes)
+    try:
+        info = inspect(upload.temp_path, max_pixels=settings.max_image_pixels, max_pages=settings.max_pdf_pages)
+    except BaseException:
+        storage.discard(upload)
+        raise
+    path = storage.keep(upload, settings.documents_dir)
+    document = session.get(Document, upload.sha256)
+    if document is None:
+        document = Document(sha256=upload.sha256, mime_type=info.mime_type, size=upload.size,
+                            page_count=info.page_count, original_filename=filename,
+                            storage_path=str(path.relative_to(settings.documents_dir)))
+        session.add(document)
+        session.flush()
+    return document
+
+
+def new_job(session: Session, document: Document, rule: Rule, filename: str | None,
+            analyzer: str = "ocr", batch: Batch | None = None) -> Job:
+    job = Job(document_sha256=document.sha256, filename=filename, rule_name=rule.name,
+              rule_version=rule.version, analyzer=analyzer, status="queued", batch=batch)
+    session.add(job)
+    session.flush()
+    return job
+
+
+def publish(celery: Celery, session: Session, jobs: Iterable[Job]) -> int:
+    """Publish a message per job (after its row is committed); returns how many went out.
+
+    A broker failure is logged, not raised: the jobs stay queued for the sweeper.
+    """
+    sent = []
+    for job in jobs:
+        try:
+            celery.send_task(ANALYZE_TASK, args=[job.id], queue=ANALYZER_QUEUES.get(job.analyzer, CPU_QUEUE),
+                             retry=False)
+        except Exception as exc:  # kombu raises OperationalError and socket errors alike
+            log.warning("broker unavailable, %s stays queued for the sweeper: %s", job.id, exc)
+            break
+        sent.append(job.id)
+    if sent:
+        session.execute(update(Job).where(Job.id.in_(sent)).values(enqueued_at=utcnow()))
+        session.commit()
+    return len(sent)

@@ -1,0 +1,27 @@
+"""The analyzer interface: what the OCR default and the model analyzer both provide."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from docket.rules import Rule
+from worker.preprocess import PreparedDocument
+
+
+@dataclass
+class Analysis:
+    fields: dict[str, Any]
+    confidence: dict[str, float] = field(default_factory=dict)
+    evidence: dict[str, list] = field(default_factory=dict)
+    text: str = ""
+    # A model may propose a decision; the rule's checks can only make it stricter.
+    proposed: str = "approve"
+    proposed_reasons: list[dict] = field(default_factory=list)
+    model: str | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+class Analyzer(Protocol):
+    name: str
+
+    def analyze(self, document: PreparedDocument, rule: Rule) -> Analysis: ...

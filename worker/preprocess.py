@@ -1,0 +1,83 @@
+"""From stored bytes to page images (and PDF text) an analyzer can read.
+
+Orientation from EXIF, RGB on white, longest side bounded; PDF pages rasterised with pdfium
+at a scale that respects the same bound, with the text layer kept where the PDF has one.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from PIL import Image, ImageOps
+
+from docket.documents import DocumentError
+
+# 200 dpi reads small print well; the max-side bound caps it for large pages.
+PDF_DPI = 200
+
+
+@dataclass
+class Page:
+    image: Image.Image
+    text_layer: str = ""
+
+
+@dataclass
+class PreparedDocument:
+    mime_type: str
+    pages: list[Page]
+    page_count: int  # in the file; `pages` may hold fewer (the OCR page limit)
+    filename: str | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def text_layer(self) -> str:
+        return "\n".join(p.text_layer for p in self.pages if p.text_layer)
+
+
+def to_rgb(img: Image.Image) -> Image.Image:
+    if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
+        rgba = img.convert("RGBA")
+        background = Image.new("RGB", rgba.size, "white")
+        background.paste(rgba, mask=rgba.getchannel("A"))
+        return background
+    return img.convert("RGB")
+
+
+def bound(img: Image.Image, max_side: int) -> Image.Image:
+    if max(img.size) <= max_side:
+        return img
+    scale = max_side / max(img.size)
+    return img.resize((max(1, round(img.width * scale)), max(1, round(img.height * scale))), Image.LANCZOS)
+
+
+def prepare(path: Path, mime_type: str, *, max_side: int, max_pages: int, filename: str | None = None) -> PreparedDocument:
+    try:
+        if mime_type == "application/pdf":
+            return _prepare_pdf(path, max_side, max_pages, filename)
+        with Image.open(path) as img:
+            img.seek(0)  # GIF/TIFF: first frame
+            page = bound(to_rgb(ImageOps.exif_transpose(img)), max_side)
+        return PreparedDocument(mime_type=mime_type, pages=[Page(page)], page_count=1, filename=filename)
+    except DocumentError:
+        raise
+    except Exception as exc:
+        raise DocumentError(f"The document could not be read: {exc}", code="corrupt_document") from exc
+
+
+def _prepare_pdf(path: Path, max_side: int, max_pages: int, filename: str | None) -> PreparedDocument:
+    import pypdfium2 as pdfium
+
+    pdf = pdfium.PdfDocument(str(path))
+    try:
+        pages = []
+        for index in range(min(len(pdf), max_pages)):
+            page = pdf[index]
+            width, height = page.get_size()  # points: 1/72 inch
+            scale = min(PDF_DPI / 72, max_side / max(width, height, 1))
+            image = page.render(scale=scale).to_pil()
+            text = page.get_textpage().get_text_range()
+            pages.append(Page(to_rgb(image), text.replace("\r\n", "\n").strip()))
+        return PreparedDocument(mime_type="application/pdf", pages=pages, page_count=len(pdf), filename=filename)
+    finally:
+        pdf.close()
