@@ -26,9 +26,16 @@ def bad_request(detail: str, code: str = "bad_request") -> DocketError:
 
 def options() -> dict:
     """rule/analyzer from the form or the JSON body."""
-    source = request.form if request.mimetype == "multipart/form-data" else (request.get_json(silent=True) or {})
-    if not isinstance(source, dict) and not hasattr(source, "get"):
-        raise bad_request("The JSON body must be an object.")
+    if request.mimetype == "multipart/form-data":
+        source = request.form
+    elif request.is_json:
+        source = request.get_json(silent=True)
+        if not isinstance(source, dict):
+            raise bad_request("The body is not a JSON object.", "invalid_json")
+    else:
+        raise DocketError("Send multipart/form-data (field 'file', or 'files' for a batch), or JSON with "
+                          "'content_base64'.", code="unsupported_content_type", status=415,
+                          title="Unsupported media type")
     analyzer = source.get("analyzer") or "ocr"
     if analyzer not in ANALYZERS:
         raise DocketError(f"Unknown analyzer {analyzer!r}; available: {', '.join(ANALYZERS)}.",

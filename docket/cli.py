@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -41,6 +42,8 @@ def serve(host: str, port: int, workers: int) -> None:
     from api import create_app
     from docket.runtime import local_stack
 
+    # SIGTERM (docker stop, a supervisor) must unwind like Ctrl-C so started servers stop.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     with local_stack(Settings.from_env(), workers=workers) as settings:
         app = create_app(settings)
         click.echo(f"Docket API on http://{host}:{port}  (database {_redact(settings.database_url)}, "

