@@ -10,9 +10,7 @@ from typing import BinaryIO
 from flask import request
 
 from docket.errors import DocketError
-
-ANALYZERS = ("ocr",)
-
+from docket.submission import resolve_analyzer
 
 @dataclass
 class Submitted:
@@ -36,11 +34,7 @@ def options() -> dict:
         raise DocketError("Send multipart/form-data (field 'file', or 'files' for a batch), or JSON with "
                           "'content_base64'.", code="unsupported_content_type", status=415,
                           title="Unsupported media type")
-    analyzer = source.get("analyzer") or "ocr"
-    if analyzer not in ANALYZERS:
-        raise DocketError(f"Unknown analyzer {analyzer!r}; available: {', '.join(ANALYZERS)}.",
-                          code="unknown_analyzer", status=422, title="Unknown analyzer")
-    return {"rule": source.get("rule"), "analyzer": analyzer}
+    return {"rule": source.get("rule"), "analyzer": resolve_analyzer(source.get("analyzer") or "ocr")}
 
 
 def single_document(max_bytes: int) -> Submitted:

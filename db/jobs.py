@@ -17,18 +17,17 @@ def claim(session: Session, job_id: str, stale_after: int) -> int | None:
     """Mark the job running for this attempt; returns the attempt number, or None if another
     worker holds it or it is already finished."""
     now = utcnow()
-    result = session.execute(
+    attempt = session.scalar(
         update(Job)
         .where(Job.id == job_id,
                or_(Job.status == "queued",
                    and_(Job.status == "running", Job.started_at < now - timedelta(seconds=stale_after))))
         .values(status="running", attempts=Job.attempts + 1, started_at=now,
                 error_code=None, error_message=None)
+        .returning(Job.attempts)
     )
     session.commit()
-    if result.rowcount != 1:
-        return None
-    return session.scalar(select(Job.attempts).where(Job.id == job_id))
+    return attempt
 
 
 def _owned(job_id: str, attempt: int):

@@ -23,6 +23,7 @@ def run(files: list[Path], *, rule: str, analyzer: str, workers: int, timeout: f
     settings = Settings.from_env()
     rules = load_rules(settings.rules_dir or default_rules_dir())
     chosen = submission.resolve_rule(rules, rule)
+    analyzer = submission.resolve_analyzer(analyzer)
     with local_stack(settings, workers=workers, quiet_workers=True) as settings:
         celery = create_celery(settings)
         results: list[dict | None] = [None] * len(files)

@@ -95,9 +95,14 @@ def analyze(files: tuple[Path, ...], rule: str, as_json: bool, analyzer: str, wo
             timeout: float) -> None:
     """Send FILES through the pipeline (queue, worker, database) and print the decisions."""
     from docket.analyze import run
+    from docket.errors import DocketError
 
-    results = run(list(files), rule=rule, analyzer=analyzer, workers=workers or min(len(files), os.cpu_count() or 1),
-                  timeout=timeout, progress=len(files) > 1)
+    try:
+        results = run(list(files), rule=rule, analyzer=analyzer,
+                      workers=workers or min(len(files), os.cpu_count() or 1), timeout=timeout,
+                      progress=len(files) > 1)
+    except DocketError as exc:
+        raise click.UsageError(exc.detail) from None
     ok = True
     for result in results:
         ok &= result["status"] == "succeeded"

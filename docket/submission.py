@@ -45,6 +45,15 @@ def resolve_rule(rules: dict[str, Rule], name: str | None) -> Rule:
         raise UnknownRule(f"No rule named {name!r}; available: {', '.join(sorted(rules))}.") from None
 
 
+def resolve_analyzer(name: str) -> str:
+    from worker.analyzers import known
+
+    if name not in known():
+        raise DocketError(f"Unknown analyzer {name!r}; available: {', '.join(known())}.",
+                          code="unknown_analyzer", status=422, title="Unknown analyzer")
+    return name
+
+
 def store_document(session: Session, settings: Settings, stream: BinaryIO, filename: str | None) -> Document:
     """Receive, inspect and keep the bytes; returns the (possibly existing) Document row."""
     upload = storage.receive(stream, settings.uploads_dir, settings.max_upload_bytes)

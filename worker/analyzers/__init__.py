@@ -1,9 +1,19 @@
-"""Analyzers turn a prepared document into fields under a rule. Pick one by name."""
+"""Analyzers turn a prepared document into fields under a rule. Pick one by name.
+
+Built-in: `ocr` (the CPU default). Extra analyzers register themselves from the modules named
+in DOCKET_EXTRA_ANALYZERS (comma-separated import paths) — how benchmarks plug in their
+instruments without touching production code.
+"""
 from __future__ import annotations
+
+import importlib
+import os
 
 from worker.analyzers.base import Analysis, Analyzer
 
 _registry: dict[str, type] = {}
+_instances: dict[str, Analyzer] = {}
+_loaded = False
 
 
 def register(cls):
@@ -11,14 +21,25 @@ def register(cls):
     return cls
 
 
-_instances: dict[str, Analyzer] = {}
+def _load() -> None:
+    global _loaded
+    if _loaded:
+        return
+    _loaded = True
+    importlib.import_module("worker.analyzers.ocr")
+    for module in filter(None, (m.strip() for m in os.environ.get("DOCKET_EXTRA_ANALYZERS", "").split(","))):
+        importlib.import_module(module)
+
+
+def known() -> list[str]:
+    _load()
+    return sorted(_registry)
 
 
 def get_analyzer(name: str) -> Analyzer:
     """One analyzer instance per process: loading OCR or model weights is the slow part."""
+    _load()
     if name not in _instances:
-        if name not in _registry:
-            _load_builtin()
         try:
             cls = _registry[name]
         except KeyError:
@@ -27,8 +48,4 @@ def get_analyzer(name: str) -> Analyzer:
     return _instances[name]
 
 
-def _load_builtin() -> None:
-    from worker.analyzers import ocr  # noqa: F401  (registers itself)
-
-
-__all__ = ["Analysis", "Analyzer", "get_analyzer", "register"]
+__all__ = ["Analysis", "Analyzer", "get_analyzer", "known", "register"]

@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# Install everything the tests need, then run the whole suite. Postgres and Redis: the ones on
+# 127.0.0.1 when they answer, else throwaway servers the tests start from local binaries.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/bootstrap.sh test
+exec .venv/bin/python -m pytest "$@"
