@@ -146,3 +146,9 @@ def test_multiple_findings_in_text_order_with_spans():
 def test_luhn_invalid_card_is_not_read_as_phone_fragments():
     assert find_personal_data("银行卡：6222 0212 3456 7890") == []
     assert find_personal_data("Card 4111 1111 1111 1112") == []
+
+
+def test_no_space_between_chinese_and_data():
+    # OCR of Chinese chat screenshots drops the space: 号码13812345678, 邮箱a@b.com
+    found = find_personal_data("我的手机号是13812345678，邮箱lina.work@example.com谢谢")
+    assert sorted(f["type"] for f in found) == ["email", "phone"]

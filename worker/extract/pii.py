@@ -37,14 +37,14 @@ _REFERENCE_CUE = re.compile(
 )
 _CARD_CUE = re.compile(r"card|卡号|银行卡|信用卡|借记卡|储蓄卡|账号|帐号|account|visa|mastercard|amex|银联", re.I)
 
-_EMAIL = re.compile(r"(?<![\w.+-])[A-Za-z0-9](?:[A-Za-z0-9._%+-]{0,63})@(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+"
-                    r"[A-Za-z]{2,24}(?![\w-])")
+_EMAIL = re.compile(r"(?<![A-Za-z0-9_.+-])[A-Za-z0-9](?:[A-Za-z0-9._%+-]{0,63})@(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+"
+                    r"[A-Za-z]{2,24}(?![A-Za-z0-9_-])")
 _RESIDENT_ID = re.compile(r"(?<![0-9A-Za-z])(\d{17}[\dXx])(?![0-9A-Za-z])")
 # groups of digits separated by single spaces or dashes (never newlines), 13-19 digits in all
 _CARD = re.compile(r"(?<![\d.,-])(\d{4,6}(?:[ -]?\d{3,6}){1,4})(?![\d-]|[.,]\d)")
 
-_NOT_BEFORE = r"(?<![\w+])(?<!\d[.,/-])"
-_NOT_AFTER = r"(?![\w]|[.,/-]\d)"
+_NOT_BEFORE = r"(?<![A-Za-z0-9_+])(?<!\d[.,/-])"
+_NOT_AFTER = r"(?![A-Za-z0-9_]|[.,/-]\d)"
 # space-grouped formats must not be a slice of a longer run of digit groups (card numbers)
 _NOT_IN_GROUPS_BEFORE = r"(?<!\d[ -])"
 _NOT_IN_GROUPS_AFTER = r"(?![ -]\d)"
@@ -55,7 +55,7 @@ _PHONE_PATTERNS = [
     re.compile(_NOT_BEFORE + _NOT_IN_GROUPS_BEFORE + r"((?:\(0\d{2,3}\)[ -]?|0\d{2,3}-|0\d{2,3} )\d{3,4}[ -]?\d{4})"
                + _NOT_AFTER + _NOT_IN_GROUPS_AFTER),
     # international, E.164 style: +44 20 7946 0018, +1 (415) 555-0100, +8613812345678, +49-30-1234567
-    re.compile(r"(?<![\w+])(\+[1-9]\d{0,3}(?:[ .-]?\(?\d{1,5}\)?){1,5})" + _NOT_AFTER),
+    re.compile(r"(?<![A-Za-z0-9_+])(\+[1-9]\d{0,3}(?:[ .-]?\(?\d{1,5}\)?){1,5})" + _NOT_AFTER),
     # North American: (415) 555-0100, 415-555-0100, 415.555.0100, 1-800-555-0199
     re.compile(_NOT_BEFORE + r"((?:1[ .-])?(?:\([2-9]\d{2}\) ?|[2-9]\d{2}[.-])[2-9]\d{2}[.-]\d{4})" + _NOT_AFTER),
     # UK national: 020 7946 0018, 07700 900123, 0161 496 0000, 01632 960123
