@@ -20,13 +20,17 @@ from docket.config import Settings
 from docket.documents import inspect
 from docket.errors import DocketError
 from docket.rules import Rule
-from worker.celery_app import CPU_QUEUE, GPU_QUEUE
+from worker.celery_app import CPU_QUEUE
 
 log = logging.getLogger(__name__)
 
 ANALYZE_TASK = "docket.analyze_job"
-# Which queue each analyzer's jobs go to: models need a GPU worker, OCR does not.
-ANALYZER_QUEUES = {"ocr": CPU_QUEUE, "model": GPU_QUEUE}
+# Which task and queue each analyzer's jobs go to: models need a GPU worker, OCR does not.
+ROUTES = {"ocr": (ANALYZE_TASK, CPU_QUEUE)}
+
+
+def route(analyzer: str) -> tuple[str, str]:
+    return ROUTES.get(analyzer, (ANALYZE_TASK, CPU_QUEUE))
 
 
 class UnknownRule(DocketError):
@@ -90,8 +94,8 @@ def publish(celery: Celery, session: Session, jobs: Iterable[Job]) -> int:
     sent = []
     for job in jobs:
         try:
-            celery.send_task(ANALYZE_TASK, args=[job.id], queue=ANALYZER_QUEUES.get(job.analyzer, CPU_QUEUE),
-                             retry=False)
+            task, queue = route(job.analyzer)
+            celery.send_task(task, args=[job.id], queue=queue, retry=False)
         except Exception as exc:  # kombu raises OperationalError and socket errors alike
             log.warning("broker unavailable, %s stays queued for the sweeper: %s", job.id, exc)
             break

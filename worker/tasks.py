@@ -120,13 +120,14 @@ def _analyze(job_id: str) -> Decision:
 def sweep() -> int:
     """Publish every job whose message is missing or presumed lost. Safe to run anywhere, any
     number of times: the claim in analyze_job lets only one attempt through."""
-    from docket.submission import ANALYZER_QUEUES
+    from docket.submission import route
 
     with session_scope(settings.database_url) as session:
         due = job_state.needing_publish(session, now=utcnow(), settle=2.0, requeue_after=settings.requeue_after,
                                         stale_after=settings.stale_after)
         for job in due:
-            analyze_job.apply_async(args=[job.id], queue=ANALYZER_QUEUES.get(job.analyzer, "cpu"))
+            task, queue = route(job.analyzer)
+            celery.send_task(task, args=[job.id], queue=queue)
             if job.status == "queued":
                 job.enqueued_at = utcnow()
         if due:
