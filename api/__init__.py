@@ -30,12 +30,14 @@ def create_app(settings: Settings | None = None, broker_url: str | None = None) 
     }
 
     from api.problems import register_error_handlers
-    from api import batches, context, health, jobs, rules
+    from api import batches, context, health, jobs, openapi, rules, webhooks
+    from api.limits import init_limits
 
     register_error_handlers(app)
     app.teardown_appcontext(context.close_db)
-    for blueprint in (health.bp, jobs.bp, batches.bp, rules.bp):
+    for blueprint in (health.bp, openapi.bp, jobs.bp, batches.bp, rules.bp, webhooks.bp):
         app.register_blueprint(blueprint)
+    init_limits(app, settings, broker_url or settings.redis_url or "memory://")
     return app
 
 

@@ -1,55 +1,86 @@
-"""Batches: many documents under one rule, one job each."""
+"""Batches: many documents under one rule, one job each, in the caller's tenant."""
 from __future__ import annotations
 
 from flask import Blueprint, url_for
+from sqlalchemy.exc import IntegrityError
 
-from api import context, intake
+from api import context, idempotency, intake
+from api.auth import authenticate, principal, require
+from api.limits import check_queue_depth
 from api.serialize import batch_json
 from db import queries
 from db.models import Batch
-from docket import submission
+from docket import events, submission
 from docket.errors import DocketError, NotFound
 
 bp = Blueprint("batches", __name__, url_prefix="/v1")
+bp.before_request(authenticate)
 
 
 @bp.post("/batches")
+@require("submit")
 def create_batch():
-    settings = context.settings()
+    settings, tenant = context.settings(), principal().tenant_id
     opts = intake.options()
     rule = submission.resolve_rule(context.rules(), opts["rule"])
+    key = idempotency.key_from_request()
     documents = intake.many_documents()
     if len(documents) > settings.max_batch_files:
         raise DocketError(f"A batch holds at most {settings.max_batch_files} files.", code="batch_too_large",
                           status=413, title="Batch too large")
     session = context.db()
-    batch = Batch(rule_name=rule.name)
-    session.add(batch)
-    jobs, rejected = [], []
+    stored, rejected = [], []
     for index, doc in enumerate(documents):
         try:
-            document = submission.store_document(session, settings, doc.stream, doc.filename)
+            stored.append((doc.filename, submission.store_document(session, settings, doc.stream, doc.filename)))
         except DocketError as exc:
             # One unreadable file must not sink 499 good ones: report it, accept the rest.
             rejected.append({"index": index, "filename": doc.filename, "code": exc.code, "status": exc.status,
                              "detail": exc.detail})
-            continue
-        jobs.append(submission.new_job(session, document, rule, doc.filename, analyzer=opts["analyzer"],
-                                       batch=batch))
-    if not jobs:
+    fp = idempotency.fingerprint("POST /v1/batches", rule.name, opts, [(n, d.sha256) for n, d in stored],
+                                 [(r["index"], r["code"]) for r in rejected])
+    if key and (earlier := idempotency.replay(session, tenant, key, fp)):
+        return earlier
+    if not stored:
         session.rollback()
         raise DocketError("No file in the batch could be accepted.", code="invalid_batch", status=422,
                           title="Invalid batch", rejected=rejected)
-    session.commit()
-    submission.publish(context.celery(), session, jobs)
+    check_queue_depth(len(stored))
+    batch = Batch(rule_name=rule.name, tenant_id=tenant, callback_url=opts["callback_url"])
+    session.add(batch)
+    jobs, to_publish = [], []
+    for filename, document in stored:
+        job = submission.new_job(session, document, rule, filename, analyzer=opts["analyzer"], batch=batch,
+                                 tenant_id=tenant, callback_url=opts["callback_url"])
+        cached = (submission.cached_decision(session, tenant, document.sha256, rule, opts["analyzer"])
+                  if opts["cache"] else None)
+        if cached is not None:
+            submission.reuse_decision(session, job, cached)
+        else:
+            to_publish.append(job)
+        jobs.append(job)
+    if not to_publish:
+        events.complete_batch(session, batch.id)
     body = {"id": batch.id, "rule": rule.name, "job_ids": [j.id for j in jobs], "rejected": rejected}
-    return body, 202, {"Location": url_for("batches.get_batch", batch_id=batch.id)}
+    location = url_for("batches.get_batch", batch_id=batch.id)
+    if key:
+        idempotency.remember(session, tenant, key, fp, settings.idempotency_ttl, 202, body, location)
+    try:
+        session.commit()
+    except IntegrityError:
+        session.rollback()
+        if not key:
+            raise
+        return idempotency.replay(session, tenant, key, fp)
+    submission.publish(context.celery(), session, to_publish)
+    return body, 202, {"Location": location}
 
 
 @bp.get("/batches/<batch_id>")
+@require("read")
 def get_batch(batch_id: str):
     session = context.db()
     batch = session.get(Batch, batch_id)
-    if batch is None:
+    if batch is None or batch.tenant_id != principal().tenant_id:
         raise NotFound(f"No batch {batch_id}.")
     return batch_json(batch, queries.batch_counts(session, batch_id), batch.jobs)

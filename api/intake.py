@@ -10,7 +10,7 @@ from typing import BinaryIO
 from flask import request
 
 from docket.errors import DocketError
-from docket.submission import resolve_analyzer
+from docket.submission import check_callback_url, resolve_analyzer
 
 @dataclass
 class Submitted:
@@ -34,7 +34,13 @@ def options() -> dict:
         raise DocketError("Send multipart/form-data (field 'file', or 'files' for a batch), or JSON with "
                           "'content_base64'.", code="unsupported_content_type", status=415,
                           title="Unsupported media type")
-    return {"rule": source.get("rule"), "analyzer": resolve_analyzer(source.get("analyzer") or "ocr")}
+    return {
+        "rule": source.get("rule"),
+        "analyzer": resolve_analyzer(source.get("analyzer") or "ocr"),
+        "callback_url": check_callback_url(source.get("callback_url")),
+        # The decision cache is on unless the request opts out (cache=false).
+        "cache": str(source.get("cache", "true")).lower() not in ("false", "0", "no", "off"),
+    }
 
 
 def single_document(max_bytes: int) -> Submitted:

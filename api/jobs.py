@@ -1,11 +1,14 @@
-"""Jobs: submit one document, read one job, list jobs."""
+"""Jobs: submit one document, read one job, list jobs — always within the caller's tenant."""
 from __future__ import annotations
 
 from datetime import datetime, timezone
 
 from flask import Blueprint, request, url_for
+from sqlalchemy.exc import IntegrityError
 
-from api import context, intake
+from api import context, idempotency, intake
+from api.auth import authenticate, principal, require
+from api.limits import check_queue_depth
 from api.serialize import job_json
 from db import queries
 from db.models import DECISIONS, JOB_STATUSES, Job
@@ -13,29 +16,57 @@ from docket import submission
 from docket.errors import DocketError, NotFound
 
 bp = Blueprint("jobs", __name__, url_prefix="/v1")
+bp.before_request(authenticate)
+
+
+def tenant_job(job_id: str) -> Job:
+    """The caller's job, or 404 — also for another tenant's id, so ids reveal nothing."""
+    job = context.db().get(Job, job_id)
+    if job is None or job.tenant_id != principal().tenant_id:
+        raise NotFound(f"No job {job_id}.")
+    return job
 
 
 @bp.post("/jobs")
+@require("submit")
 def create_job():
-    settings = context.settings()
+    settings, tenant = context.settings(), principal().tenant_id
     opts = intake.options()
     rule = submission.resolve_rule(context.rules(), opts["rule"])
+    key = idempotency.key_from_request()
     doc = intake.single_document(settings.max_upload_bytes)
     session = context.db()
     document = submission.store_document(session, settings, doc.stream, doc.filename)
-    job = submission.new_job(session, document, rule, doc.filename, analyzer=opts["analyzer"])
-    session.commit()  # the job exists before any message does
-    submission.publish(context.celery(), session, [job])
-    location = url_for("jobs.get_job", job_id=job.id)
-    return job_json(job), 202, {"Location": location}
+    fp = idempotency.fingerprint("POST /v1/jobs", rule.name, opts, doc.filename, document.sha256)
+    if key and (earlier := idempotency.replay(session, tenant, key, fp)):
+        return earlier
+    cached = (submission.cached_decision(session, tenant, document.sha256, rule, opts["analyzer"])
+              if opts["cache"] else None)
+    if cached is None:
+        check_queue_depth()
+    job = submission.new_job(session, document, rule, doc.filename, analyzer=opts["analyzer"], tenant_id=tenant,
+                             callback_url=opts["callback_url"])
+    if cached is not None:
+        submission.reuse_decision(session, job, cached)
+    body, location = job_json(job), url_for("jobs.get_job", job_id=job.id)
+    if key:
+        idempotency.remember(session, tenant, key, fp, settings.idempotency_ttl, 202, body, location)
+    try:
+        session.commit()  # the job exists before any message does
+    except IntegrityError:
+        session.rollback()
+        if not key:
+            raise
+        return idempotency.replay(session, tenant, key, fp)  # a concurrent twin won the race
+    if cached is None:
+        submission.publish(context.celery(), session, [job])
+    return body, 202, {"Location": location}
 
 
 @bp.get("/jobs/<job_id>")
+@require("read")
 def get_job(job_id: str):
-    job = context.db().get(Job, job_id)
-    if job is None:
-        raise NotFound(f"No job {job_id}.")
-    return job_json(job)
+    return job_json(tenant_job(job_id))
 
 
 def _choice(name: str, allowed) -> str | None:
@@ -59,6 +90,7 @@ def _time(name: str) -> datetime | None:
 
 
 @bp.get("/jobs")
+@require("read")
 def list_jobs():
     try:
         limit = int(request.args.get("limit", 50))
@@ -68,6 +100,7 @@ def list_jobs():
         raise DocketError("'limit' must be an integer from 1 to 500.", code="invalid_query", status=400,
                           title="Invalid query")
     flt = queries.JobFilter(
+        tenant=principal().tenant_id,
         status=_choice("status", JOB_STATUSES),
         decision=_choice("decision", DECISIONS),
         rule=request.args.get("rule"),

@@ -21,11 +21,14 @@ def problem(status: int, code: str, title: str, detail: str, **extra):
 def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(DocketError)
     def _docket_error(exc: DocketError):
-        return problem(exc.status, exc.code, exc.title, exc.detail, **exc.extra)
+        response = problem(exc.status, exc.code, exc.title, exc.detail, **exc.extra)
+        response.headers.update(exc.headers)
+        return response
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException):
         code = (exc.name or "error").lower().replace(" ", "_")
+        # flask-limiter adds Retry-After and X-RateLimit-* to 429s after this handler runs.
         return problem(exc.code or 500, code, exc.name, exc.description or exc.name)
 
     @app.errorhandler(Exception)
@@ -33,3 +36,4 @@ def register_error_handlers(app: Flask) -> None:
         app.logger.exception("unhandled error")
         return problem(500, "internal_error", "Internal server error",
                        "An unexpected error occurred; it has been logged.")
+

@@ -29,6 +29,8 @@ def job_json(job: Job) -> dict:
         "started_at": _time(job.started_at),
         "finished_at": _time(job.finished_at),
         "error": {"code": job.error_code, "message": job.error_message} if job.status == "failed" else None,
+        "callback_url": job.callback_url,
+        "cached_from": job.cached_from,
         "decision": None,
         "fields": None,
         "reasons": None,

@@ -40,12 +40,14 @@ def succeed(session: Session, job_id: str, attempt: int, decision: Decision) -> 
     """Store the decision and finish the job in one transaction; False when this attempt no
     longer owns the job or a decision already exists (a redelivery): nothing is written."""
     try:
-        result = session.execute(update(Job).where(_owned(job_id, attempt))
-                                 .values(status="succeeded", finished_at=utcnow()))
-        if result.rowcount != 1:
+        tenant_id = session.scalar(update(Job).where(_owned(job_id, attempt))
+                                   .values(status="succeeded", finished_at=utcnow()).returning(Job.tenant_id))
+        if tenant_id is None:
             session.rollback()
             return False
+        decision.tenant_id = tenant_id
         session.add(decision)
+        _record_finished(session, job_id)
         session.commit()
         return True
     except IntegrityError:
@@ -57,8 +59,17 @@ def fail(session: Session, job_id: str, code: str, message: str, attempt: int | 
     where = _owned(job_id, attempt) if attempt is not None else and_(Job.id == job_id, Job.status.not_in(TERMINAL))
     result = session.execute(update(Job).where(where).values(
         status="failed", error_code=code, error_message=message[:4000], finished_at=utcnow()))
+    if result.rowcount == 1:
+        _record_finished(session, job_id)
     session.commit()
     return result.rowcount == 1
+
+
+def _record_finished(session: Session, job_id: str) -> None:
+    # The webhook outbox row must commit with the state change it reports, or not at all.
+    from docket.events import job_finished
+
+    job_finished(session, job_id)
 
 
 def release(session: Session, job_id: str, attempt: int) -> None:

@@ -10,6 +10,8 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 JOB_STATUSES = ("queued", "running", "succeeded", "failed")
 DECISIONS = ("approve", "needs_review", "reject")
+ROLES = ("submitter", "reviewer", "admin")
+DEFAULT_TENANT = "default"
 
 
 def utcnow() -> datetime:
@@ -24,6 +26,31 @@ class Base(DeclarativeBase):
     type_annotation_map = {datetime: DateTime(timezone=True), dict[str, Any]: JSON, list[Any]: JSON}
 
 
+class Tenant(Base):
+    """Everything a customer owns hangs off its tenant; no query crosses tenants."""
+
+    __tablename__ = "tenants"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    # Signs per-request callback_url deliveries (Standard Webhooks `whsec_...`).
+    webhook_secret: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ApiKey(Base):
+    """A bearer key: only its SHA-256 is stored; the key itself is shown once, at creation."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[str] = mapped_column(String(16), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"))
+    role: Mapped[str] = mapped_column(String(20))
+    name: Mapped[str | None] = mapped_column(String(200))
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    revoked_at: Mapped[datetime | None]
+
+
 class Document(Base):
     """Uploaded bytes, content-addressed: the same file uploaded twice is one row, one file."""
 
@@ -35,6 +62,8 @@ class Document(Base):
     page_count: Mapped[int] = mapped_column(Integer)
     original_filename: Mapped[str | None] = mapped_column(String(512))
     storage_path: Mapped[str] = mapped_column(String(1024))
+    # Perceptual hash of the first page (hex), for near-duplicate detection within a tenant.
+    phash: Mapped[str | None] = mapped_column(String(32))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
@@ -42,8 +71,12 @@ class Batch(Base):
     __tablename__ = "batches"
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), default=DEFAULT_TENANT)
     rule_name: Mapped[str] = mapped_column(String(100))
+    callback_url: Mapped[str | None] = mapped_column(String(2000))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Set once, when the last job finished (and batch.completed was recorded).
+    completed_at: Mapped[datetime | None]
 
     jobs: Mapped[list["Job"]] = relationship(back_populates="batch", order_by="Job.created_at")
 
@@ -54,6 +87,7 @@ class Job(Base):
     __tablename__ = "jobs"
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), default=DEFAULT_TENANT)
     batch_id: Mapped[str | None] = mapped_column(ForeignKey("batches.id"))
     document_sha256: Mapped[str] = mapped_column(ForeignKey("documents.sha256"))
     filename: Mapped[str | None] = mapped_column(String(512))
@@ -64,6 +98,9 @@ class Job(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     error_code: Mapped[str | None] = mapped_column(String(80))
     error_message: Mapped[str | None] = mapped_column(Text)
+    callback_url: Mapped[str | None] = mapped_column(String(2000))
+    # Set when the decision was reused from an identical earlier job (the decision cache).
+    cached_from: Mapped[str | None] = mapped_column(String(32))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     # Null until a queue message was published: the sweeper publishes those.
     enqueued_at: Mapped[datetime | None]
@@ -79,6 +116,8 @@ class Job(Base):
         Index("ix_jobs_created_id", "created_at", "id"),
         Index("ix_jobs_batch", "batch_id"),
         Index("ix_jobs_rule", "rule_name"),
+        Index("ix_jobs_tenant_created", "tenant_id", "created_at"),
+        Index("ix_jobs_tenant_document", "tenant_id", "document_sha256"),
     )
 
 
@@ -88,6 +127,7 @@ class Decision(Base):
     __tablename__ = "decisions"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), default=DEFAULT_TENANT)
     job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id"), unique=True)
     decision: Mapped[str] = mapped_column(String(20))
     fields: Mapped[dict[str, Any]]
@@ -99,9 +139,78 @@ class Decision(Base):
     analyzer: Mapped[str] = mapped_column(String(50))
     model: Mapped[str | None] = mapped_column(String(200))
     timings: Mapped[dict[str, Any]]
+    # The model analyzer's raw output, prompt hash and token counts (None for OCR).
+    model_output: Mapped[dict[str, Any] | None]
     text: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     job: Mapped[Job] = relationship(back_populates="decision")
 
     __table_args__ = (Index("ix_decisions_decision", "decision"),)
+
+
+class WebhookSubscription(Base):
+    """A tenant's standing request to be told about events of the given types."""
+
+    __tablename__ = "webhook_subscriptions"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), index=True)
+    url: Mapped[str] = mapped_column(String(2000))
+    event_types: Mapped[list[Any]]
+    secret: Mapped[str] = mapped_column(String(100))
+    active: Mapped[bool] = mapped_column(default=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class WebhookDelivery(Base):
+    """The outbox: one row per event per receiver, written in the event's own transaction."""
+
+    __tablename__ = "webhook_deliveries"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)  # the Standard Webhooks `webhook-id`
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"))
+    event_type: Mapped[str] = mapped_column(String(40))
+    job_id: Mapped[str | None] = mapped_column(String(32))
+    batch_id: Mapped[str | None] = mapped_column(String(32))
+    subscription_id: Mapped[str | None] = mapped_column(ForeignKey("webhook_subscriptions.id"))
+    url: Mapped[str] = mapped_column(String(2000))
+    payload: Mapped[dict[str, Any]]
+    status: Mapped[str] = mapped_column(String(20), default="pending")  # pending | delivered | dead
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime | None]
+    last_status_code: Mapped[int | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    delivered_at: Mapped[datetime | None]
+
+    __table_args__ = (
+        Index("ix_deliveries_due", "status", "next_attempt_at"),
+        Index("ix_deliveries_tenant_job", "tenant_id", "job_id"),
+    )
+
+
+class WebhookAttempt(Base):
+    __tablename__ = "webhook_attempts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    delivery_id: Mapped[str] = mapped_column(ForeignKey("webhook_deliveries.id"), index=True)
+    attempted_at: Mapped[datetime] = mapped_column(default=utcnow)
+    status_code: Mapped[int | None]
+    latency_ms: Mapped[float | None]
+    error: Mapped[str | None] = mapped_column(Text)
+
+
+class IdempotencyKey(Base):
+    """A submission remembered under its Idempotency-Key: replayed, or refused if it differs."""
+
+    __tablename__ = "idempotency_keys"
+
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), primary_key=True)
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    status_code: Mapped[int]
+    response: Mapped[dict[str, Any]]
+    location: Mapped[str | None] = mapped_column(String(500))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(index=True)

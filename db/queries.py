@@ -14,6 +14,7 @@ from db.models import Decision, Job
 
 @dataclass
 class JobFilter:
+    tenant: str
     status: str | None = None
     decision: str | None = None
     rule: str | None = None
@@ -45,7 +46,8 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
 
 def list_jobs(session: Session, flt: JobFilter, *, limit: int, cursor: str | None = None) -> tuple[list[Job], str | None]:
     """Newest first. Returns a page of jobs and the cursor of the next page (None at the end)."""
-    query = select(Job).options(selectinload(Job.decision), selectinload(Job.document))
+    query = (select(Job).options(selectinload(Job.decision), selectinload(Job.document))
+             .where(Job.tenant_id == flt.tenant))
     if flt.status:
         query = query.where(Job.status == flt.status)
     if flt.rule:

@@ -24,7 +24,9 @@ def run(files: list[Path], *, rule: str, analyzer: str, workers: int, timeout: f
     rules = load_rules(settings.rules_dir or default_rules_dir())
     chosen = submission.resolve_rule(rules, rule)
     analyzer = submission.resolve_analyzer(analyzer)
-    with local_stack(settings, workers=workers, quiet_workers=True) as settings:
+    _, queue = submission.route(analyzer)  # the model analyzer needs a worker on the gpu queue
+    started: list = []
+    with local_stack(settings, workers=workers, quiet_workers=True, queues=queue, started=started) as settings:
         celery = create_celery(settings)
         results: list[dict | None] = [None] * len(files)
         pending: dict[str, int] = {}
@@ -47,8 +49,12 @@ def run(files: list[Path], *, rule: str, analyzer: str, workers: int, timeout: f
         bar = tqdm(total=len(files), disable=not progress, unit="doc", leave=False)
         bar.update(len(files) - len(pending))
         deadline = time.monotonic() + timeout
+        worker_exit = None
         while pending and time.monotonic() < deadline:
             time.sleep(0.2)
+            if started and started[0].poll() is not None:  # e.g. a GPU worker without a usable model
+                worker_exit = started[0].returncode
+                break
             with session_scope(settings.database_url) as session:
                 for job in session.query(Job).filter(Job.id.in_(list(pending)),
                                                       Job.status.in_(("succeeded", "failed"))):
@@ -59,7 +65,11 @@ def run(files: list[Path], *, rule: str, analyzer: str, workers: int, timeout: f
         with session_scope(settings.database_url) as session:
             for job_id, index in pending.items():  # still unfinished at the deadline: say so
                 out = _result(str(files[index]), session.get(Job, job_id))
-                out["error"] = {"code": "timeout", "message": f"not finished after {timeout} s"}
+                out["error"] = ({"code": "worker_exited",
+                                 "message": f"the worker stopped (exit status {worker_exit}); run "
+                                            f"`docket worker --queues {queue}` to see why"}
+                                if worker_exit is not None else
+                                {"code": "timeout", "message": f"not finished after {timeout} s"})
                 results[index] = out
         celery.close()
     return [r for r in results if r is not None]

@@ -31,6 +31,83 @@ def migrate() -> None:
     click.echo(f"database at head: {_redact(settings.database_url)}")
 
 
+@main.group()
+def keys() -> None:
+    """API keys: each belongs to one tenant and has one role."""
+
+
+@keys.command("create")
+@click.option("--role", required=True, type=click.Choice(["submitter", "reviewer", "admin"]))
+@click.option("--tenant", required=True, help="Tenant id (created if new).")
+@click.option("--name", default=None, help="A note to recognise the key by.")
+def keys_create(role: str, tenant: str, name: str | None) -> None:
+    """Create a key and print it on stdout — the only time it is shown."""
+    from db.migrate import upgrade
+    from db.session import session_scope
+    from docket.tenants import create_key
+
+    settings = Settings.from_env()
+    upgrade(settings.database_url)
+    with session_scope(settings.database_url) as session:
+        key, plaintext = create_key(session, tenant, role, name)
+        key_id = key.id
+    click.echo(plaintext)
+    click.echo(f"created key {key_id} ({role}, tenant {tenant}); store it now, it is not shown again", err=True)
+
+
+@keys.command("revoke")
+@click.argument("key")
+def keys_revoke(key: str) -> None:
+    """Revoke a key, given its id or the key itself."""
+    from db.session import session_scope
+    from docket.tenants import revoke_key
+
+    with session_scope(Settings.from_env().database_url) as session:
+        found = revoke_key(session, key)
+        if found is None:
+            raise click.ClickException("no such key")
+        key_id = found.id
+    click.echo(f"revoked key {key_id}")
+
+
+@keys.command("list")
+@click.option("--tenant", default=None)
+def keys_list(tenant: str | None) -> None:
+    """Key ids, roles and tenants (never the keys)."""
+    from sqlalchemy import select
+
+    from db.models import ApiKey
+    from db.session import session_scope
+
+    with session_scope(Settings.from_env().database_url) as session:
+        query = select(ApiKey).order_by(ApiKey.created_at)
+        if tenant:
+            query = query.where(ApiKey.tenant_id == tenant)
+        for key in session.scalars(query):
+            state = "revoked" if key.revoked_at else "active"
+            click.echo(f"{key.id}  {key.tenant_id}  {key.role}  {state}  {key.name or ''}".rstrip())
+
+
+@main.group()
+def webhooks() -> None:
+    """Webhook signing secrets."""
+
+
+@webhooks.command("secret")
+@click.option("--tenant", required=True)
+def webhooks_secret(tenant: str) -> None:
+    """Print the tenant's whsec_ secret (signs callback_url deliveries)."""
+    from db.migrate import upgrade
+    from db.session import session_scope
+    from docket.tenants import ensure_tenant
+
+    settings = Settings.from_env()
+    upgrade(settings.database_url)
+    with session_scope(settings.database_url) as session:
+        secret = ensure_tenant(session, tenant).webhook_secret
+    click.echo(secret)
+
+
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)
@@ -56,12 +133,19 @@ def serve(host: str, port: int, workers: int) -> None:
 
 @main.command()
 @click.option("--queues", default="cpu", show_default=True, help="Comma-separated queues: cpu, gpu.")
-@click.option("--concurrency", default=None, type=int, help="Processes (default: CPU count; 1 for gpu).")
+@click.option("--concurrency", default=None, type=int,
+              help="Processes (default: CPU count); for gpu, jobs in flight in one process (default: the model batch size).")
 @click.option("--beat/--no-beat", default=False, help="Also run the periodic sweeper (one per deployment).")
-@click.option("--pool", default="prefork", show_default=True, type=click.Choice(["prefork", "solo", "threads"]))
-def worker(queues: str, concurrency: int | None, beat: bool, pool: str) -> None:
+@click.option("--pool", default=None, type=click.Choice(["prefork", "solo", "threads"]),
+              help="Default: prefork; threads for gpu (one process, one model, jobs batched).")
+def worker(queues: str, concurrency: int | None, beat: bool, pool: str | None) -> None:
     """Run a Celery worker for the given queues."""
     settings = Settings.from_env()
+    gpu = "gpu" in queues.split(",")
+    if pool is None:
+        pool = "threads" if gpu else "prefork"
+    if gpu:
+        _load_model(settings, pool)  # refuse to start without a usable model
     server = None
     if settings.redis_url is None:
         from docket.embedded import ensure_redis
@@ -69,10 +153,9 @@ def worker(queues: str, concurrency: int | None, beat: bool, pool: str) -> None:
         url, server = ensure_redis(settings)
         os.environ["DOCKET_REDIS_URL"] = url
     from worker.celery_app import celery
-    import worker.tasks  # noqa: F401  (registers the tasks)
 
     if concurrency is None:
-        concurrency = 1 if "gpu" in queues.split(",") else (os.cpu_count() or 1)
+        concurrency = settings.model.batch_size if gpu and pool == "threads" else 1 if gpu else (os.cpu_count() or 1)
     argv = ["worker", "--queues", queues, "--concurrency", str(concurrency), "--pool", pool,
             "--loglevel", os.environ.get("DOCKET_LOG_LEVEL", "INFO"), "--without-gossip", "--without-mingle"]
     if beat:
@@ -88,15 +171,27 @@ def worker(queues: str, concurrency: int | None, beat: bool, pool: str) -> None:
 @click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--rule", required=True, help="Policy name from rules/ (see GET /v1/rules).")
 @click.option("--json", "as_json", is_flag=True, help="JSON Lines on stdout, one object per document.")
-@click.option("--analyzer", default="ocr", show_default=True)
+@click.option("--analyzer", default="ocr", show_default=True, help="ocr (CPU) or model (vision-language model).")
+@click.option("--model", "model_dir", default=None, type=click.Path(path_type=Path),
+              help="Model folder for --analyzer model (sets DOCKET_MODEL_PATH for the worker).")
 @click.option("--workers", default=None, type=int, help="Worker concurrency for the embedded run.")
 @click.option("--timeout", default=600.0, show_default=True, help="Seconds to wait for all jobs.")
-def analyze(files: tuple[Path, ...], rule: str, as_json: bool, analyzer: str, workers: int | None,
-            timeout: float) -> None:
+def analyze(files: tuple[Path, ...], rule: str, as_json: bool, analyzer: str, model_dir: Path | None,
+            workers: int | None, timeout: float) -> None:
     """Send FILES through the pipeline (queue, worker, database) and print the decisions."""
     from docket.analyze import run
     from docket.errors import DocketError
 
+    if model_dir is not None:
+        os.environ["DOCKET_MODEL_PATH"] = str(model_dir.resolve())
+    if analyzer == "model":
+        from worker.vlm.loading import ModelUnavailable, check_folder
+
+        try:
+            check_folder(os.environ.get("DOCKET_MODEL_PATH"))
+        except ModelUnavailable as exc:
+            raise click.UsageError(f"{exc} (use --model DIR)") from None
+        workers = workers or Settings.from_env().model.batch_size
     try:
         results = run(list(files), rule=rule, analyzer=analyzer,
                       workers=workers or min(len(files), os.cpu_count() or 1), timeout=timeout,
@@ -111,6 +206,39 @@ def analyze(files: tuple[Path, ...], rule: str, as_json: bool, analyzer: str, wo
         else:
             click.echo(_human(result))
     sys.exit(0 if ok else 1)
+
+
+def _load_model(settings: Settings, pool: str) -> None:
+    """A GPU worker loads its model before taking jobs, or does not start."""
+    from worker.vlm.loading import ModelUnavailable, check_folder
+
+    try:
+        if pool == "prefork":  # CUDA must not be initialised before the fork: load in the child
+            check_folder(settings.model.path)
+        else:
+            from worker.analyzers import get_analyzer
+
+            get_analyzer("model").load()
+    except ModelUnavailable as exc:
+        raise click.ClickException(f"cannot start a GPU worker: {exc}") from None
+
+
+@main.group()
+def model() -> None:
+    """Model folders for the `model` analyzer."""
+
+
+@model.command("tiny")
+@click.argument("out_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--arch", default="glm46v", show_default=True,
+              type=click.Choice(["glm46v", "glm4v", "qwen2_5_vl"]))
+@click.option("--seed", default=0, show_default=True, type=int)
+def model_tiny(out_dir: Path, arch: str, seed: int) -> None:
+    """Build a tiny random-weight model of a real architecture (tests, CI; no download)."""
+    from docket.tiny_models import build
+
+    path = build(out_dir, arch, seed=seed)
+    click.echo(str(path))
 
 
 def _human(result: dict) -> str:

@@ -6,7 +6,7 @@ and a Redis-compatible server started by Docket itself, both under the data dire
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 
@@ -18,6 +18,52 @@ def _int(name: str, default: int) -> int:
 def _float(name: str, default: float) -> float:
     raw = os.environ.get(name)
     return float(raw) if raw not in (None, "") else default
+
+
+@dataclass(frozen=True)
+class ModelSettings:
+    """The vision-language model analyzer: which model, how it runs, how much it may read/write."""
+
+    path: Path | None = None                # DOCKET_MODEL_PATH: a local model folder
+    device: str = "auto"                    # DOCKET_MODEL_DEVICE: auto (cuda if present), cuda, cuda:1, cpu
+    dtype: str = "auto"                     # DOCKET_MODEL_DTYPE: auto (bfloat16 on GPU, float32 on CPU), float16, ...
+    attn_implementation: str | None = None  # DOCKET_MODEL_ATTN: sdpa, flash_attention_2, eager (default: the model's)
+    max_new_tokens: int = 1024              # DOCKET_MODEL_MAX_NEW_TOKENS: the answer is cut (needs_review) beyond
+    batch_size: int = 8                     # DOCKET_MODEL_BATCH_SIZE: B, jobs per generate() call
+    batch_wait_ms: int = 50                 # DOCKET_MODEL_BATCH_WAIT_MS: T, the longest wait to fill a batch
+    max_pages: int = 4                      # DOCKET_MODEL_MAX_PAGES: page images shown per document
+    max_pixels: int = 512 * 512             # DOCKET_MODEL_MAX_PIXELS: each page is scaled to at most this
+    rule_max_pixels: tuple = ()             # DOCKET_MODEL_RULE_PIXELS: per-rule budget, "contract_review=1048576,..."
+    text_layer_chars: int = 4000            # DOCKET_MODEL_TEXT_LAYER_CHARS: PDF text added to the prompt (0: none)
+    # Decoding caps on top of the rule's own bounds (0: the rule's bounds). Only ever narrower:
+    max_string: int = 0                     # DOCKET_MODEL_MAX_STRING: longest string repetition in the grammar
+    max_items: int = 0                      # DOCKET_MODEL_MAX_ITEMS: longest array in the grammar
+
+    @classmethod
+    def from_env(cls) -> "ModelSettings":
+        path = os.environ.get("DOCKET_MODEL_PATH")
+        rule_pixels = []
+        for item in filter(None, (x.strip() for x in os.environ.get("DOCKET_MODEL_RULE_PIXELS", "").split(","))):
+            name, _, value = item.partition("=")
+            rule_pixels.append((name.strip(), int(value)))
+        return cls(
+            path=Path(path).expanduser().resolve() if path else None,
+            device=os.environ.get("DOCKET_MODEL_DEVICE") or "auto",
+            dtype=os.environ.get("DOCKET_MODEL_DTYPE") or "auto",
+            attn_implementation=os.environ.get("DOCKET_MODEL_ATTN") or None,
+            max_new_tokens=_int("DOCKET_MODEL_MAX_NEW_TOKENS", 1024),
+            batch_size=max(1, _int("DOCKET_MODEL_BATCH_SIZE", 8)),
+            batch_wait_ms=max(0, _int("DOCKET_MODEL_BATCH_WAIT_MS", 50)),
+            max_pages=max(1, _int("DOCKET_MODEL_MAX_PAGES", 4)),
+            max_pixels=_int("DOCKET_MODEL_MAX_PIXELS", 512 * 512),
+            rule_max_pixels=tuple(rule_pixels),
+            text_layer_chars=_int("DOCKET_MODEL_TEXT_LAYER_CHARS", 4000),
+            max_string=_int("DOCKET_MODEL_MAX_STRING", 0),
+            max_items=_int("DOCKET_MODEL_MAX_ITEMS", 0),
+        )
+
+    def pixels_for(self, rule_name: str) -> int:
+        return dict(self.rule_max_pixels).get(rule_name, self.max_pixels)
 
 
 @dataclass(frozen=True)
@@ -46,6 +92,16 @@ class Settings:
     # A `queued` job this old is queued again (its message may have been lost).
     requeue_after: int = 900
     broker_connect_timeout: float = 2.0
+    # "required" forbids the open first-run mode of the embedded default (see api/auth.py).
+    auth_mode: str = "auto"
+    rate_limit: str = "600/minute"
+    submit_rate_limit: str = "120/minute"
+    max_queue_depth: int = 10_000
+    idempotency_ttl: int = 24 * 3600
+    # Perceptual-hash distance (of 64 bits) at or under which two receipts are near-duplicates.
+    duplicate_distance: int = 6
+    # --- the `model` analyzer (GPU workers; see worker/vlm/) ---
+    model: ModelSettings = field(default_factory=ModelSettings)
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -73,6 +129,13 @@ class Settings:
             stale_after=_int("DOCKET_STALE_AFTER", task_time_limit + 60),
             requeue_after=_int("DOCKET_REQUEUE_AFTER", 900),
             broker_connect_timeout=_float("DOCKET_BROKER_CONNECT_TIMEOUT", 2.0),
+            auth_mode=os.environ.get("DOCKET_AUTH") or "auto",
+            rate_limit=os.environ.get("DOCKET_RATE_LIMIT") or "600/minute",
+            submit_rate_limit=os.environ.get("DOCKET_SUBMIT_RATE_LIMIT") or "120/minute",
+            max_queue_depth=_int("DOCKET_MAX_QUEUE_DEPTH", 10_000),
+            idempotency_ttl=_int("DOCKET_IDEMPOTENCY_TTL", 24 * 3600),
+            duplicate_distance=_int("DOCKET_DUPLICATE_DISTANCE", 6),
+            model=ModelSettings.from_env(),
         )
 
     @property

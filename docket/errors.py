@@ -10,9 +10,10 @@ class DocketError(Exception):
     title = "Bad request"
 
     def __init__(self, detail: str, *, code: str | None = None, status: int | None = None,
-                 title: str | None = None, **extra):
+                 title: str | None = None, headers: dict | None = None, **extra):
         super().__init__(detail)
         self.detail = detail
+        self.headers = headers or {}
         if code:
             self.code = code
         if status:

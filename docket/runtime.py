@@ -17,9 +17,11 @@ from docket.embedded import ensure_redis
 log = logging.getLogger(__name__)
 
 
-def start_worker(concurrency: int, *, queues: str = "cpu", beat: bool = True, env: dict | None = None,
+def start_worker(concurrency: int | None, *, queues: str = "cpu", beat: bool = True, env: dict | None = None,
                  quiet: bool = False) -> subprocess.Popen:
-    cmd = [sys.executable, "-m", "docket.cli", "worker", "--queues", queues, "--concurrency", str(concurrency)]
+    cmd = [sys.executable, "-m", "docket.cli", "worker", "--queues", queues]
+    if concurrency is not None:
+        cmd += ["--concurrency", str(concurrency)]
     if beat:
         cmd.append("--beat")
     out = subprocess.DEVNULL if quiet else None
@@ -39,8 +41,10 @@ def stop_process(proc: subprocess.Popen, timeout: float = 15.0) -> None:
 
 
 @contextmanager
-def local_stack(settings: Settings, *, workers: int = 1, quiet_workers: bool = False) -> Iterator[Settings]:
-    """Redis (embedded when unset) + migrated database + `workers` worker processes.
+def local_stack(settings: Settings, *, workers: int = 1, quiet_workers: bool = False, queues: str = "cpu",
+                started: list | None = None) -> Iterator[Settings]:
+    """Redis (embedded when unset) + migrated database + a worker process of concurrency
+    `workers` consuming `queues`; the worker's Popen is appended to `started` when given.
 
     Yields settings whose redis_url points at the server in use. Everything started here is
     stopped on exit, in reverse order.
@@ -53,6 +57,8 @@ def local_stack(settings: Settings, *, workers: int = 1, quiet_workers: bool = F
         settings = Settings.from_env()
         upgrade(settings.database_url)
         if workers:
-            proc = start_worker(workers, quiet=quiet_workers)
+            proc = start_worker(workers, queues=queues, quiet=quiet_workers)
             stack.callback(stop_process, proc)
+            if started is not None:
+                started.append(proc)
         yield settings

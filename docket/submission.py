@@ -7,26 +7,28 @@ and the sweeper publishes it later — a job is never lost.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from typing import BinaryIO, Iterable
+from urllib.parse import urlsplit
 
 from celery import Celery
-from sqlalchemy import update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from db.models import Batch, Document, Job, utcnow
+from db.models import DEFAULT_TENANT, Batch, Decision, Document, Job, utcnow
 from docket import storage
 from docket.config import Settings
 from docket.documents import inspect
 from docket.errors import DocketError
 from docket.rules import Rule
-from worker.celery_app import CPU_QUEUE
+from worker.celery_app import CPU_QUEUE, GPU_QUEUE
 
 log = logging.getLogger(__name__)
 
 ANALYZE_TASK = "docket.analyze_job"
 # Which task and queue each analyzer's jobs go to: models need a GPU worker, OCR does not.
-ROUTES = {"ocr": (ANALYZE_TASK, CPU_QUEUE)}
+# The model analyzer's jobs run the same task (same claim/ack/retry semantics) on GPU workers,
+# which batch the jobs they hold in flight (worker/vlm/batcher.py).
+ROUTES = {"ocr": (ANALYZE_TASK, CPU_QUEUE), "model": (ANALYZE_TASK, GPU_QUEUE)}
 
 
 def route(analyzer: str) -> tuple[str, str]:
@@ -77,13 +79,56 @@ def store_document(session: Session, settings: Settings, stream: BinaryIO, filen
     return document
 
 
+def check_callback_url(url: str | None) -> str | None:
+    """Shape only; where it may point is decided at delivery time by the SSRF guard."""
+    if url in (None, ""):
+        return None
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname or len(url) > 2000:
+        raise DocketError("callback_url must be an absolute http(s) URL of at most 2000 characters.",
+                          code="invalid_callback_url", status=422, title="Invalid callback URL")
+    return url
+
+
 def new_job(session: Session, document: Document, rule: Rule, filename: str | None,
-            analyzer: str = "ocr", batch: Batch | None = None) -> Job:
+            analyzer: str = "ocr", batch: Batch | None = None, tenant_id: str = DEFAULT_TENANT,
+            callback_url: str | None = None) -> Job:
     job = Job(document_sha256=document.sha256, filename=filename, rule_name=rule.name,
-              rule_version=rule.version, analyzer=analyzer, status="queued", batch=batch)
+              rule_version=rule.version, analyzer=analyzer, status="queued", batch=batch,
+              tenant_id=tenant_id, callback_url=callback_url)
     session.add(job)
     session.flush()
     return job
+
+
+def depends_on_history(rule: Rule) -> bool:
+    """A rule that looks at earlier submissions (duplicates) is not a pure function of the bytes."""
+    return any("document.near_duplicate" in c.expr or "document.duplicate_of" in c.expr for c in rule.checks)
+
+
+def cached_decision(session: Session, tenant_id: str, sha256: str, rule: Rule, analyzer: str) -> Decision | None:
+    """The decision of an identical earlier job: same tenant, bytes, analyzer, rule and rule version."""
+    if depends_on_history(rule):
+        return None
+    return session.scalar(
+        select(Decision).join(Job, Job.id == Decision.job_id)
+        .where(Job.tenant_id == tenant_id, Job.document_sha256 == sha256, Job.rule_name == rule.name,
+               Job.rule_version == rule.version, Job.analyzer == analyzer, Job.status == "succeeded")
+        .order_by(Decision.created_at.desc()).limit(1))
+
+
+def reuse_decision(session: Session, job: Job, earlier: Decision) -> None:
+    """Finish `job` at once with a copy of `earlier` (no queue, no worker), and say so."""
+    now = utcnow()
+    job.status, job.started_at, job.finished_at, job.cached_from = "succeeded", now, now, earlier.job_id
+    session.add(Decision(job_id=job.id, tenant_id=job.tenant_id, decision=earlier.decision, fields=earlier.fields,
+                         reasons=earlier.reasons, confidence=earlier.confidence, evidence=earlier.evidence,
+                         rule_name=earlier.rule_name, rule_version=earlier.rule_version,
+                         analyzer=earlier.analyzer, model=earlier.model,
+                         timings={"cached": True, "cached_from": earlier.job_id}, text=earlier.text))
+    from docket.events import job_finished
+
+    job_finished(session, job.id)
 
 
 def publish(celery: Celery, session: Session, jobs: Iterable[Job]) -> int:

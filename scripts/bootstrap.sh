@@ -10,6 +10,11 @@ if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
   .venv/bin/pip install --quiet --upgrade pip
 fi
+# The model extra needs torch, installed on its own first (transformers declares it only as an
+# extra of its own). TORCH_SPEC picks another build, e.g. "torch==2.13.0 --index-url ...cu128".
+case ",$extras," in
+  *,model,*) .venv/bin/pip install --quiet --disable-pip-version-check ${TORCH_SPEC:-torch==2.13.0} ;;
+esac
 spec="."
 [ -n "$extras" ] && spec=".[$extras]"
 .venv/bin/pip install --quiet --disable-pip-version-check -e "$spec"

@@ -3,5 +3,5 @@
 # 127.0.0.1 when they answer, else throwaway servers the tests start from local binaries.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/bootstrap.sh test
+bash scripts/bootstrap.sh test,model
 exec .venv/bin/python -m pytest "$@"

@@ -81,11 +81,19 @@ class Server:
                 self.stop()
                 raise RuntimeError("docket serve did not come up")
             time.sleep(0.2)
+        self.key = self.create_key("admin", "acme")
+        self.http = requests.Session()
+        self.http.headers["Authorization"] = f"Bearer {self.key}"
+
+    def create_key(self, role: str, tenant: str) -> str:
+        out = subprocess.run([DOCKET, "keys", "create", "--role", role, "--tenant", tenant], env=self.env,
+                             cwd=ROOT, capture_output=True, text=True, check=True)
+        return out.stdout.strip()
 
     def wait_job(self, job_id: str, timeout: float = 120) -> dict:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            body = requests.get(f"{self.url}/v1/jobs/{job_id}", timeout=5).json()
+            body = self.http.get(f"{self.url}/v1/jobs/{job_id}", timeout=5).json()
             if body["status"] in ("succeeded", "failed"):
                 return body
             time.sleep(0.3)

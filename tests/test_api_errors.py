@@ -14,6 +14,7 @@ from db.migrate import upgrade
 from db.models import Job
 from db.session import session_scope
 from docket.config import Settings
+from docket.tenants import create_key
 from tests.documents import encode, pdf, receipt_image
 
 
@@ -31,7 +32,11 @@ def settings(tmp_path, monkeypatch):
 def client(settings, redis_url):
     # A separate Redis database: no worker consumes these, and e2e tests must not see them.
     app = create_app(settings, broker_url=redis_url.rsplit("/", 1)[0] + "/14")
-    return app.test_client()
+    with session_scope(settings.database_url) as session:
+        _, key = create_key(session, "acme", "admin")
+    client = app.test_client()
+    client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {key}"
+    return client
 
 
 def post_file(client, data: bytes, name="doc.png", rule="expense_policy", **form):

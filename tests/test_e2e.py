@@ -24,7 +24,7 @@ def recent_weekday() -> date:
 
 def submit(server, path_or_bytes, rule: str, name: str | None = None) -> dict:
     data = path_or_bytes.read_bytes() if hasattr(path_or_bytes, "read_bytes") else path_or_bytes
-    resp = requests.post(f"{server.url}/v1/jobs", files={"file": (name or getattr(path_or_bytes, "name", "doc"), data)},
+    resp = server.http.post(f"{server.url}/v1/jobs", files={"file": (name or getattr(path_or_bytes, "name", "doc"), data)},
                          data={"rule": rule}, timeout=30)
     assert resp.status_code == 202, resp.text
     body = resp.json()
@@ -33,7 +33,7 @@ def submit(server, path_or_bytes, rule: str, name: str | None = None) -> dict:
 
 
 def test_documents_end_to_end(server, sample):
-    rules = {r["name"]: r for r in requests.get(f"{server.url}/v1/rules", timeout=5).json()["rules"]}
+    rules = {r["name"]: r for r in server.http.get(f"{server.url}/v1/rules", timeout=5).json()["rules"]}
     assert {"expense_policy", "contract_review", "screenshot_moderation"} <= set(rules)
 
     # A clean, recent weekday receipt: every required field read, every check passes.
@@ -70,9 +70,9 @@ def test_documents_end_to_end(server, sample):
     assert zh["fields"]["transaction_date"] == "2026-11-21"
     assert zh["decision"] in DECISIONS and zh["decision"] != "approve"  # beer on the bill, weekend
 
-    listed = requests.get(f"{server.url}/v1/jobs?status=succeeded&limit=500", timeout=5).json()["jobs"]
+    listed = server.http.get(f"{server.url}/v1/jobs?status=succeeded&limit=500", timeout=5).json()["jobs"]
     assert {clean["id"], contract["id"], shot["id"], zh["id"]} <= {j["id"] for j in listed}
-    approved = requests.get(f"{server.url}/v1/jobs?decision=approve", timeout=5).json()["jobs"]
+    approved = server.http.get(f"{server.url}/v1/jobs?decision=approve", timeout=5).json()["jobs"]
     assert [j["id"] for j in approved] == [clean["id"]]
 
 
@@ -81,15 +81,15 @@ def test_batch_end_to_end(server, sample):
              ("files", ("b.jpg", encode(receipt_image(recent_weekday(), total="20.00"), "JPEG"))),
              ("files", ("broken.png", b"\x89PNG\r\n\x1a\nthis is not a png")),
              ("files", ("c.webp", encode(receipt_image(recent_weekday(), total="30.00"), "WEBP")))]
-    resp = requests.post(f"{server.url}/v1/batches", files=files, data={"rule": "expense_policy"}, timeout=30)
+    resp = server.http.post(f"{server.url}/v1/batches", files=files, data={"rule": "expense_policy"}, timeout=30)
     assert resp.status_code == 202, resp.text
     body = resp.json()
     assert len(body["job_ids"]) == 3 and body["rejected"][0]["filename"] == "broken.png"
     totals = sorted(server.wait_job(job_id)["fields"]["total"] for job_id in body["job_ids"])
     assert totals == [10.0, 20.0, 30.0]
-    batch = requests.get(f"{server.url}/v1/batches/{body['id']}", timeout=5).json()
+    batch = server.http.get(f"{server.url}/v1/batches/{body['id']}", timeout=5).json()
     assert batch["counts"] == {"queued": 0, "running": 0, "succeeded": 3, "failed": 0} and batch["done"]
-    by_batch = requests.get(f"{server.url}/v1/jobs?batch={body['id']}", timeout=5).json()["jobs"]
+    by_batch = server.http.get(f"{server.url}/v1/jobs?batch={body['id']}", timeout=5).json()["jobs"]
     assert sorted(j["id"] for j in by_batch) == sorted(body["job_ids"])
 
 
@@ -104,7 +104,7 @@ def test_redelivered_message_makes_no_second_decision(server, stack_env):
         app.send_task("docket.analyze_job", args=[job["id"]], queue="cpu")
     nudge = submit(server, encode(receipt_image(recent_weekday()), "PNG"), "expense_policy", "n.png")
     server.wait_job(nudge["id"])  # one worker, FIFO: the duplicates were consumed before this one
-    again = requests.get(f"{server.url}/v1/jobs/{job['id']}", timeout=5).json()
+    again = server.http.get(f"{server.url}/v1/jobs/{job['id']}", timeout=5).json()
     assert again["attempts"] == 1 and again["decided_at"] == first["decided_at"]
     engine = create_engine(stack_env.get("DOCKET_DATABASE_URL") or f"sqlite:///{stack_env['DOCKET_DATA_DIR']}/docket.db")
     with engine.connect() as conn:

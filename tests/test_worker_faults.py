@@ -17,6 +17,7 @@ from db.migrate import upgrade
 from db.models import Decision, Job
 from db.session import session_scope
 from docket.config import Settings
+from docket.tenants import create_key
 from tests import services
 from tests.conftest import DOCKET, ROOT, base_env
 from tests.documents import encode, receipt_image
@@ -51,8 +52,10 @@ def stop_worker(proc: subprocess.Popen) -> None:
 
 def submit(settings: Settings, data: bytes) -> str:
     client = create_app(settings).test_client()
+    with session_scope(settings.database_url) as session:
+        _, key = create_key(session, "faults", "submitter")
     resp = client.post("/v1/jobs", data={"file": (io.BytesIO(data), "r.png"), "rule": "expense_policy"},
-                       content_type="multipart/form-data")
+                       content_type="multipart/form-data", headers={"Authorization": f"Bearer {key}"})
     assert resp.status_code == 202, resp.get_data(as_text=True)
     return resp.get_json()["id"]
 

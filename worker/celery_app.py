@@ -16,7 +16,7 @@ GPU_QUEUE = "gpu"
 
 def create_celery(settings: Settings, broker_url: str | None = None) -> Celery:
     url = broker_url or settings.redis_url or "redis://127.0.0.1:6379/0"
-    app = Celery("docket", broker=url, include=["worker.tasks"])
+    app = Celery("docket", broker=url, include=["worker.tasks", "worker.webhook_tasks", "worker.housekeeping"])
     app.conf.update(
         task_default_queue=CPU_QUEUE,
         task_acks_late=True,
@@ -36,6 +36,8 @@ def create_celery(settings: Settings, broker_url: str | None = None) -> Celery:
         },
         beat_schedule={
             "sweep-jobs": {"task": "docket.sweep", "schedule": settings.sweep_interval},
+            "sweep-webhooks": {"task": "docket.sweep_webhooks", "schedule": settings.sweep_interval},
+            "housekeeping": {"task": "docket.housekeeping", "schedule": max(settings.sweep_interval, 10.0)},
         },
         beat_schedule_filename=str(settings.data_dir / "celerybeat-schedule"),
         enable_utc=True,

@@ -110,10 +110,12 @@ def _analyze(job_id: str) -> Decision:
                        {"text": analysis.text, "pages": pages, "mime_type": mime, "filename": filename or ""},
                        proposed=analysis.proposed, proposed_reasons=analysis.proposed_reasons)
     timings["rules_s"] = round(time.perf_counter() - started, 4)
+    # A model analyzer's raw output, prompt hash and token counts, where the schema keeps them.
+    recorded = {"model_output": analysis.extra} if analysis.extra else {}
     return Decision(job_id=job_id, decision=verdict.decision, fields=analysis.fields, reasons=verdict.reasons,
                     confidence=analysis.confidence, evidence=analysis.evidence, rule_name=rule.name,
                     rule_version=rule.version, analyzer=analyzer_name, model=analysis.model,
-                    timings=timings, text=analysis.text)
+                    timings=timings, text=analysis.text, **recorded)
 
 
 @celery.task(name="docket.sweep", acks_late=True)

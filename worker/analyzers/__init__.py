@@ -1,8 +1,9 @@
 """Analyzers turn a prepared document into fields under a rule. Pick one by name.
 
-Built-in: `ocr` (the CPU default). Extra analyzers register themselves from the modules named
-in DOCKET_EXTRA_ANALYZERS (comma-separated import paths) — how benchmarks plug in their
-instruments without touching production code.
+Built-in: `ocr` (the CPU default) and `model` (a vision-language model, for GPU workers).
+Extra analyzers register themselves from the modules named in DOCKET_EXTRA_ANALYZERS
+(comma-separated import paths) — how benchmarks plug in their instruments without touching
+production code.
 """
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ def _load() -> None:
         return
     _loaded = True
     importlib.import_module("worker.analyzers.ocr")
+    importlib.import_module("worker.analyzers.model")  # cheap: torch loads with the model
     for module in filter(None, (m.strip() for m in os.environ.get("DOCKET_EXTRA_ANALYZERS", "").split(","))):
         importlib.import_module(module)
 

@@ -19,6 +19,9 @@ class Analysis:
     proposed_reasons: list[dict] = field(default_factory=list)
     model: str | None = None
     timings: dict[str, float] = field(default_factory=dict)
+    # What a model analyzer records with the decision beyond the fields: raw output, prompt
+    # hash, model identity, token counts (stored as the decision's model_output).
+    extra: dict[str, Any] = field(default_factory=dict)
 
 
 class Analyzer(Protocol):

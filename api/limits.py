@@ -1,0 +1,50 @@
+"""Per-key rate limits (flask-limiter, counters in Redis) and the queue-depth guard."""
+from __future__ import annotations
+
+import hashlib
+
+from flask import request
+from flask_limiter import Limiter
+from flask_limiter.util import get_remote_address
+from sqlalchemy import func, select
+
+from api import context
+from db.models import Job
+from docket.errors import DocketError
+
+
+def rate_key() -> str:
+    # Runs before authentication, so it keys on the presented token itself: a valid key gets
+    # its own budget, and guessing keys is throttled like anything else.
+    header = request.headers.get("Authorization", "")
+    if header:
+        return "key:" + hashlib.sha256(header.encode()).hexdigest()[:32]
+    return "ip:" + get_remote_address()
+
+
+def init_limits(app, settings, storage_uri: str) -> Limiter:
+    """One limiter per app: a default budget per key on every route, a tighter one on submissions."""
+    limiter = Limiter(key_func=rate_key, app=app, storage_uri=storage_uri,
+                      storage_options={"socket_connect_timeout": 1, "socket_timeout": 2},
+                      default_limits=[settings.rate_limit], headers_enabled=True, key_prefix="docket-limits",
+                      # Redis down must not take the API down: the broker-down path still records jobs.
+                      swallow_errors=True)
+    for endpoint in ("jobs.create_job", "batches.create_batch"):
+        app.view_functions[endpoint] = limiter.limit(settings.submit_rate_limit)(app.view_functions[endpoint])
+    limiter.exempt(app.view_functions["health.healthz"])
+    return limiter
+
+
+class Overloaded(DocketError):
+    status = 503
+    code = "queue_full"
+    title = "Service overloaded"
+
+
+def check_queue_depth(incoming: int = 1) -> None:
+    """Refuse work the workers cannot get to: better a 503 now than a job stuck for hours."""
+    settings = context.settings()
+    queued = context.db().scalar(select(func.count()).select_from(Job).where(Job.status == "queued"))
+    if queued + incoming > settings.max_queue_depth:
+        raise Overloaded(f"{queued} jobs are waiting (limit {settings.max_queue_depth}); try again later.",
+                         headers={"Retry-After": "30"})

@@ -1,0 +1,68 @@
+"""The webhook outbox: deliveries are rows written in the same transaction as the event itself,
+so an event is never lost to a broker outage and never announced for a rolled-back change.
+
+Each row's id is the Standard Webhooks `webhook-id`: it stays the same on every retry and on
+replay, so receivers de-duplicate on it (delivery is at least once).
+"""
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from db.models import WebhookDelivery, WebhookSubscription
+
+EVENT_TYPES = ("job.succeeded", "job.failed", "batch.completed", "review.updated")
+
+
+def new_message_id() -> str:
+    return "msg_" + uuid.uuid4().hex
+
+
+def _utc(now: datetime | None) -> datetime:
+    if now is None:
+        return datetime.now(timezone.utc)
+    return now.replace(tzinfo=timezone.utc) if now.tzinfo is None else now.astimezone(timezone.utc)
+
+
+def record_event(session: Session, *, tenant_id: str, event_type: str, data: dict[str, Any],
+                 job_id: str | None = None, batch_id: str | None = None,
+                 callback_url: str | None = None, now: datetime | None = None,
+                 ) -> list[WebhookDelivery]:
+    """Add the deliveries for one event to the caller's transaction (nothing is committed).
+
+    One delivery for the per-request `callback_url` (signed with the tenant's secret) and one per
+    active subscription of the tenant that asked for `event_type` (signed with its own secret).
+    After committing, the caller may publish `docket.deliver_webhook` for each (see
+    worker.webhook_tasks.enqueue); if it does not, or the broker is down, the sweeper does.
+    `now` defaults to the current time (payload timestamp, created_at, first due time).
+    """
+    if event_type not in EVENT_TYPES:
+        raise ValueError(f"unknown webhook event type {event_type!r}; expected one of {EVENT_TYPES}")
+    now = _utc(now)
+    payload = {"type": event_type, "timestamp": now.isoformat(), "data": data}
+    targets: list[tuple[str, str | None]] = []
+    if callback_url:
+        targets.append((callback_url, None))
+    subscriptions = session.scalars(
+        select(WebhookSubscription)
+        .where(WebhookSubscription.tenant_id == tenant_id, WebhookSubscription.active.is_(True))
+        .order_by(WebhookSubscription.created_at, WebhookSubscription.id)
+    )
+    for sub in subscriptions:
+        # event_types is a JSON list: filtered here, the same on SQLite and Postgres.
+        if event_type in (sub.event_types or ()):
+            targets.append((sub.url, sub.id))
+    deliveries = []
+    for url, subscription_id in targets:
+        delivery = WebhookDelivery(
+            id=new_message_id(), tenant_id=tenant_id, event_type=event_type, job_id=job_id,
+            batch_id=batch_id, subscription_id=subscription_id, url=url, payload=payload,
+            status="pending", attempts=0, next_attempt_at=now, created_at=now)
+        session.add(delivery)
+        deliveries.append(delivery)
+    return deliveries
+
