@@ -120,7 +120,7 @@ DECISIONS = ("approve", "needs_review", "reject")
 _SEVERITY = {d: i for i, d in enumerate(DECISIONS)}
 
 #: Keys a check may read from ``document``.
-DOCUMENT_KEYS = frozenset({"text", "pages", "mime_type", "filename"})
+DOCUMENT_KEYS = frozenset({"text", "pages", "mime_type", "filename", "near_duplicate", "duplicate_of"})
 #: Top-level CEL variables.
 ACTIVATION_NAMES = frozenset({"fields", "document", "params", "now"})
 

@@ -5,6 +5,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -81,7 +82,10 @@ class Server:
                 self.stop()
                 raise RuntimeError("docket serve did not come up")
             time.sleep(0.2)
-        self.key = self.create_key("admin", "acme")
+        # A tenant of its own: the session's Postgres database is shared by tests, and tenant
+        # history (near-duplicate receipts) must not leak between them.
+        self.tenant = "acme-" + uuid.uuid4().hex[:8]
+        self.key = self.create_key("admin", self.tenant)
         self.http = requests.Session()
         self.http.headers["Authorization"] = f"Bearer {self.key}"
 

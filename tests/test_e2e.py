@@ -22,10 +22,10 @@ def recent_weekday() -> date:
     return day
 
 
-def submit(server, path_or_bytes, rule: str, name: str | None = None) -> dict:
+def submit(server, path_or_bytes, rule: str, name: str | None = None, **fields: str) -> dict:
     data = path_or_bytes.read_bytes() if hasattr(path_or_bytes, "read_bytes") else path_or_bytes
     resp = server.http.post(f"{server.url}/v1/jobs", files={"file": (name or getattr(path_or_bytes, "name", "doc"), data)},
-                         data={"rule": rule}, timeout=30)
+                         data={"rule": rule, **fields}, timeout=30)
     assert resp.status_code == 202, resp.text
     body = resp.json()
     assert resp.headers["Location"].endswith("/v1/jobs/" + body["id"])
@@ -48,6 +48,12 @@ def test_documents_end_to_end(server, sample):
     assert done["rule"] == {"name": "expense_policy", "version": rules["expense_policy"]["version"]}
     assert done["rule"]["version"].startswith("sha256:") and done["analyzer"] == "ocr"
     assert done["timings"]["analyze_s"] > 0
+
+    # The same receipt again, re-saved as JPEG: the classic double claim is flagged.
+    again = server.wait_job(submit(server, encode(receipt_image(recent_weekday()), "JPEG"), "expense_policy",
+                                   "again.jpg")["id"])
+    assert again["decision"] == "needs_review"
+    assert [r for r in again["reasons"] if r["check"] == "duplicate_receipt"][0]["message"].count(clean["id"]) == 1
 
     # Bundled samples: each policy's checks fire and cite themselves.
     contract = server.wait_job(submit(server, sample("contract-en.pdf"), "contract_review")["id"])
@@ -73,6 +79,7 @@ def test_documents_end_to_end(server, sample):
     listed = server.http.get(f"{server.url}/v1/jobs?status=succeeded&limit=500", timeout=5).json()["jobs"]
     assert {clean["id"], contract["id"], shot["id"], zh["id"]} <= {j["id"] for j in listed}
     approved = server.http.get(f"{server.url}/v1/jobs?decision=approve", timeout=5).json()["jobs"]
+    approved = [j for j in approved if j["rule"]["name"] == "expense_policy"]
     assert [j["id"] for j in approved] == [clean["id"]]
 
 
@@ -94,7 +101,8 @@ def test_batch_end_to_end(server, sample):
 
 
 def test_redelivered_message_makes_no_second_decision(server, stack_env):
-    job = submit(server, encode(receipt_image(recent_weekday()), "PNG"), "expense_policy", "r.png")
+    # cache=false: the session's server has seen this image before, and a cache hit never reaches a worker.
+    job = submit(server, encode(receipt_image(recent_weekday()), "PNG"), "expense_policy", "r.png", cache="false")
     first = server.wait_job(job["id"])
     assert first["status"] == "succeeded" and first["attempts"] == 1
     # The same message again (what a broker redelivery looks like): the worker must skip it.
@@ -102,7 +110,7 @@ def test_redelivered_message_makes_no_second_decision(server, stack_env):
     app = Celery(broker=broker)
     for _ in range(2):
         app.send_task("docket.analyze_job", args=[job["id"]], queue="cpu")
-    nudge = submit(server, encode(receipt_image(recent_weekday()), "PNG"), "expense_policy", "n.png")
+    nudge = submit(server, encode(receipt_image(recent_weekday()), "PNG"), "expense_policy", "n.png", cache="false")
     server.wait_job(nudge["id"])  # one worker, FIFO: the duplicates were consumed before this one
     again = server.http.get(f"{server.url}/v1/jobs/{job['id']}", timeout=5).json()
     assert again["attempts"] == 1 and again["decided_at"] == first["decided_at"]

@@ -105,9 +105,11 @@ def _analyze(job_id: str) -> Decision:
     analysis = analyzer.analyze(prepared, rule)
     timings["analyze_s"] = round(time.perf_counter() - started, 4)
     timings.update(analysis.timings)
+    duplicates = _near_duplicates(job_id, prepared.pages[0].image)
     started = time.perf_counter()
     verdict = evaluate(rule, analysis.fields,
-                       {"text": analysis.text, "pages": pages, "mime_type": mime, "filename": filename or ""},
+                       {"text": analysis.text, "pages": pages, "mime_type": mime, "filename": filename or "",
+                        "near_duplicate": bool(duplicates), "duplicate_of": duplicates[0] if duplicates else ""},
                        proposed=analysis.proposed, proposed_reasons=analysis.proposed_reasons)
     timings["rules_s"] = round(time.perf_counter() - started, 4)
     # A model analyzer's raw output, prompt hash and token counts, where the schema keeps them.
@@ -116,6 +118,18 @@ def _analyze(job_id: str) -> Decision:
                     confidence=analysis.confidence, evidence=analysis.evidence, rule_name=rule.name,
                     rule_version=rule.version, analyzer=analyzer_name, model=analysis.model,
                     timings=timings, text=analysis.text, **recorded)
+
+
+def _near_duplicates(job_id: str, first_page) -> list[str]:
+    """Earlier jobs of the same tenant whose first page looks the same (the double claim)."""
+    from worker.duplicates import earlier_near_duplicates, perceptual_hash
+
+    with session_scope(settings.database_url) as session:
+        job = session.get(Job, job_id)
+        document = session.get(Document, job.document_sha256)
+        if document.phash is None:
+            document.phash = perceptual_hash(first_page)
+        return earlier_near_duplicates(session, job, document.phash, settings.duplicate_distance)
 
 
 @celery.task(name="docket.sweep", acks_late=True)
