@@ -30,13 +30,21 @@ def create_app(settings: Settings | None = None, broker_url: str | None = None) 
     }
 
     from api.problems import register_error_handlers
-    from api import batches, context, health, jobs, openapi, rules, webhooks
+    from api import batches, context, documents, export, health, jobs, openapi, reviews, rules, stats, webhooks
     from api.limits import init_limits
 
     register_error_handlers(app)
     app.teardown_appcontext(context.close_db)
-    for blueprint in (health.bp, openapi.bp, jobs.bp, batches.bp, rules.bp, webhooks.bp):
+    for blueprint in (health.bp, openapi.bp, jobs.bp, reviews.bp, documents.bp, export.bp, stats.bp, batches.bp,
+                      rules.bp, webhooks.bp):
         app.register_blueprint(blueprint)
+    from api import dashboard
+    from api.dashboard import session as dashboard_session
+
+    dashboard_session.configure(app, settings)
+    dashboard.csrf.init_app(app)
+    app.register_blueprint(dashboard.bp)
+    app.context_processor(lambda: {"dashboard_user": dashboard_session.current})
     init_limits(app, settings, broker_url or settings.redis_url or "memory://")
     return app
 

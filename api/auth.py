@@ -32,6 +32,14 @@ class Principal:
     key_id: str | None
     tenant_id: str
     role: str
+    name: str | None = None
+
+    @property
+    def display_name(self) -> str:
+        """Who, as a review records it: the key's name, else its id."""
+        if self.key_id is None:
+            return "local admin (no keys yet)"
+        return f"{self.name} ({self.key_id})" if self.name else f"key {self.key_id}"
 
     def can(self, permission: str) -> bool:
         return permission in PERMISSIONS[self.role]
@@ -70,7 +78,7 @@ def authenticate() -> None:
     key = tenants.lookup(session, token.strip())
     if key is None:
         raise Unauthorized("Unknown or revoked API key.")
-    g.principal = Principal(key.id, key.tenant_id, key.role)
+    g.principal = Principal(key.id, key.tenant_id, key.role, key.name)
 
 
 def principal() -> Principal:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import hashlib
 
-from flask import request
+from flask import request, session
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from sqlalchemy import func, select
@@ -19,6 +19,8 @@ def rate_key() -> str:
     header = request.headers.get("Authorization", "")
     if header:
         return "key:" + hashlib.sha256(header.encode()).hexdigest()[:32]
+    if session.get("key_id"):  # a dashboard session: its key's own budget, not its office's IP
+        return "session:" + str(session["key_id"])
     return "ip:" + get_remote_address()
 
 
@@ -32,6 +34,10 @@ def init_limits(app, settings, storage_uri: str) -> Limiter:
     for endpoint in ("jobs.create_job", "batches.create_batch"):
         app.view_functions[endpoint] = limiter.limit(settings.submit_rate_limit)(app.view_functions[endpoint])
     limiter.exempt(app.view_functions["health.healthz"])
+    # Guessing keys through the sign-in form is throttled per address.
+    app.view_functions["dashboard.sign_in_post"] = limiter.limit(settings.login_rate_limit, key_func=get_remote_address)(
+        app.view_functions["dashboard.sign_in_post"])
+    limiter.exempt(app.view_functions["static"])
     return limiter
 
 

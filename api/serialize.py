@@ -1,7 +1,7 @@
 """JSON shapes of the API's resources."""
 from __future__ import annotations
 
-from db.models import Batch, Job
+from db.models import Batch, Job, Review
 from db.queries import as_utc
 
 
@@ -37,9 +37,15 @@ def job_json(job: Job) -> dict:
     }
     decision = job.decision
     if decision is not None:
+        latest = job.reviews[-1] if job.reviews else None
         body.update(
-            decision=decision.decision,
-            fields=decision.fields,
+            # The current decision and fields: the latest review's, else the analyzer's.
+            decision=latest.decision_after if latest else decision.decision,
+            fields=latest.fields_after if latest else decision.fields,
+            analyzer_decision=decision.decision,
+            analyzer_fields=decision.fields if latest else None,
+            reviewed_at=_time(job.reviewed_at),
+            review_count=len(job.reviews),
             reasons=decision.reasons,
             confidence=decision.confidence,
             evidence=decision.evidence,
@@ -61,4 +67,21 @@ def batch_json(batch: Batch, counts: dict[str, int], jobs: list[Job]) -> dict:
         "counts": counts,
         "done": counts["queued"] == 0 and counts["running"] == 0,
         "jobs": [job_json(job) for job in jobs],
+    }
+
+
+def review_json(review: Review) -> dict:
+    return {
+        "id": review.id,
+        "job_id": review.job_id,
+        "reviewer": review.reviewer,
+        "reviewer_key_id": review.reviewer_key_id,
+        "decision_before": review.decision_before,
+        "decision_after": review.decision_after,
+        "fields_before": review.fields_before,
+        "fields_after": review.fields_after,
+        "changed_fields": sorted(k for k in set(review.fields_before) | set(review.fields_after)
+                                 if review.fields_before.get(k) != review.fields_after.get(k)),
+        "comment": review.comment,
+        "created_at": _time(review.created_at),
     }

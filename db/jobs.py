@@ -9,6 +9,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from db.models import Decision, Job, utcnow
+from db.review_queue import queue_values
 
 TERMINAL = ("succeeded", "failed")
 
@@ -40,8 +41,11 @@ def succeed(session: Session, job_id: str, attempt: int, decision: Decision) -> 
     """Store the decision and finish the job in one transaction; False when this attempt no
     longer owns the job or a decision already exists (a redelivery): nothing is written."""
     try:
+        now = utcnow()
         tenant_id = session.scalar(update(Job).where(_owned(job_id, attempt))
-                                   .values(status="succeeded", finished_at=utcnow()).returning(Job.tenant_id))
+                                   .values(status="succeeded", finished_at=now,
+                                           **queue_values(decision.decision, decision.fields, now))
+                                   .returning(Job.tenant_id))
         if tenant_id is None:
             session.rollback()
             return False

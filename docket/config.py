@@ -100,6 +100,13 @@ class Settings:
     idempotency_ttl: int = 24 * 3600
     # Perceptual-hash distance (of 64 bits) at or under which two receipts are near-duplicates.
     duplicate_distance: int = 6
+    # --- the reviewer dashboard ---
+    # Signs session cookies; unset: a random key kept in the data directory (see docket/secrets.py).
+    secret_key: str | None = None
+    # Send cookies over HTTPS only: turn on wherever the dashboard is served over TLS.
+    secure_cookies: bool = False
+    session_hours: int = 8
+    login_rate_limit: str = "10/minute"
     # --- the `model` analyzer (GPU workers; see worker/vlm/) ---
     model: ModelSettings = field(default_factory=ModelSettings)
 
@@ -135,6 +142,10 @@ class Settings:
             max_queue_depth=_int("DOCKET_MAX_QUEUE_DEPTH", 10_000),
             idempotency_ttl=_int("DOCKET_IDEMPOTENCY_TTL", 24 * 3600),
             duplicate_distance=_int("DOCKET_DUPLICATE_DISTANCE", 6),
+            secret_key=os.environ.get("DOCKET_SECRET_KEY") or None,
+            secure_cookies=(os.environ.get("DOCKET_SECURE_COOKIES") or "").lower() in ("1", "true", "yes", "on"),
+            session_hours=_int("DOCKET_SESSION_HOURS", 8),
+            login_rate_limit=os.environ.get("DOCKET_LOGIN_RATE_LIMIT") or "10/minute",
             model=ModelSettings.from_env(),
         )
 

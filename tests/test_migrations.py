@@ -8,7 +8,7 @@ from alembic.migration import MigrationContext
 from sqlalchemy import create_engine, inspect
 
 from db.migrate import alembic_config, upgrade
-from db.models import Base
+from db.models import Base, include_object
 from tests import services
 
 
@@ -26,7 +26,7 @@ def test_migrations_match_models(empty_database):
     upgrade(empty_database)
     engine = create_engine(empty_database)
     with engine.connect() as conn:
-        diff = compare_metadata(MigrationContext.configure(conn, opts={"render_as_batch": True}), Base.metadata)
+        diff = compare_metadata(MigrationContext.configure(conn, opts={"render_as_batch": True, "include_object": include_object}), Base.metadata)
     engine.dispose()
     assert diff == [], f"models and migrations disagree: {diff}"
 
@@ -41,3 +41,54 @@ def test_downgrade_to_base_and_up_again(empty_database):
     engine = create_engine(empty_database)
     assert {"documents", "batches", "jobs", "decisions"} <= set(inspect(engine).get_table_names())
     engine.dispose()
+
+
+def test_0003_fills_the_queue_columns_of_existing_jobs(empty_database):
+    """Jobs decided before 0003 get their current decision, queue rank, decision time, merchant and amount."""
+    from datetime import datetime, timezone
+
+    from sqlalchemy import MetaData, select
+
+    upgrade(empty_database, "0002")
+    engine = create_engine(empty_database)
+    meta = MetaData()
+    meta.reflect(engine)
+    jobs, decisions, documents = meta.tables["jobs"], meta.tables["decisions"], meta.tables["documents"]
+    t0 = datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)
+    common = {"rule_name": "expense_policy", "rule_version": "1", "analyzer": "ocr", "attempts": 1,
+              "document_sha256": "a" * 64, "tenant_id": "default"}
+    with engine.begin() as conn:
+        conn.execute(documents.insert(), [{"sha256": "a" * 64, "mime_type": "image/png", "size": 1, "page_count": 1,
+                                           "storage_path": "aa/a.png", "created_at": t0}])
+        conn.execute(jobs.insert(), [{"id": "review", "status": "succeeded", "created_at": t0, **common},
+                                     {"id": "fine", "status": "succeeded", "created_at": t0, **common},
+                                     {"id": "waiting", "status": "queued", "created_at": t0, **common}])
+        conn.execute(decisions.insert(), [
+            {"job_id": job_id, "decision": decision, "fields": {"merchant_name": "星巴克", "total": 9.5}, "reasons": [],
+             "confidence": {}, "evidence": {}, "rule_name": "expense_policy", "rule_version": "1", "analyzer": "ocr",
+             "timings": {}, "created_at": t0.replace(minute=minute), "tenant_id": "default"}
+            for job_id, decision, minute in (("review", "needs_review", 1), ("fine", "approve", 2))])
+    engine.dispose()
+    upgrade(empty_database)
+    engine = create_engine(empty_database)
+    meta = MetaData()
+    meta.reflect(engine)
+    jobs = meta.tables["jobs"]
+    with engine.connect() as conn:
+        rows = {r.id: r for r in conn.execute(select(jobs))}
+        trigram = None
+        if engine.dialect.name == "postgresql":
+            trigram = set(conn.exec_driver_sql("SELECT indexname FROM pg_indexes WHERE indexname LIKE 'ix_trgm_%%'")
+                          .scalars())
+    engine.dispose()
+
+    def utc(value):
+        return value if value is None or value.tzinfo else value.replace(tzinfo=timezone.utc)
+
+    assert {k: (r.current_decision, r.review_rank, utc(r.decided_at), r.reviewed_at, r.merchant, r.amount)
+            for k, r in rows.items()} == {
+        "review": ("needs_review", 0, t0.replace(minute=1), None, "星巴克", 9.5),
+        "fine": ("approve", 1, t0.replace(minute=2), None, "星巴克", 9.5),
+        "waiting": (None, 1, None, None, None, None)}
+    if trigram is not None:
+        assert trigram == {"ix_trgm_jobs_merchant", "ix_trgm_decisions_text"}

@@ -70,14 +70,33 @@ def _prepare_pdf(path: Path, max_side: int, max_pages: int, filename: str | None
 
     pdf = pdfium.PdfDocument(str(path))
     try:
-        pages = []
-        for index in range(min(len(pdf), max_pages)):
-            page = pdf[index]
-            width, height = page.get_size()  # points: 1/72 inch
-            scale = min(PDF_DPI / 72, max_side / max(width, height, 1))
-            image = page.render(scale=scale).to_pil()
-            text = page.get_textpage().get_text_range()
-            pages.append(Page(to_rgb(image), text.replace("\r\n", "\n").strip()))
+        pages = [_pdf_page(pdf[index], max_side) for index in range(min(len(pdf), max_pages))]
         return PreparedDocument(mime_type="application/pdf", pages=pages, page_count=len(pdf), filename=filename)
+    finally:
+        pdf.close()
+
+
+def _pdf_page(page, max_side: int) -> Page:
+    width, height = page.get_size()  # points: 1/72 inch
+    scale = min(PDF_DPI / 72, max_side / max(width, height, 1))
+    image = page.render(scale=scale).to_pil()
+    text = page.get_textpage().get_text_range()
+    return Page(to_rgb(image), text.replace("\r\n", "\n").strip())
+
+
+def page_image(path: Path, mime_type: str, index: int, *, max_side: int) -> Image.Image:
+    """Page `index` exactly as analyzers saw it (same orientation and scale), so positions the
+    analyzer recorded (OCR boxes) line up on it. Raises IndexError past the last page."""
+    if mime_type != "application/pdf":
+        if index != 0:
+            raise IndexError(index)
+        return prepare(path, mime_type, max_side=max_side, max_pages=1).pages[0].image
+    import pypdfium2 as pdfium
+
+    pdf = pdfium.PdfDocument(str(path))
+    try:
+        if not 0 <= index < len(pdf):
+            raise IndexError(index)
+        return _pdf_page(pdf[index], max_side).image
     finally:
         pdf.close()

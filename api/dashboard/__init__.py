@@ -1,0 +1,253 @@
+"""The reviewer dashboard: server-rendered pages over the same queries as the API.
+
+Every list and number here is also an API route (GET /v1/jobs, /v1/stats, /v1/jobs/export.csv,
+/v1/jobs/{id}/reviews…); the pages only add a session cookie, CSRF-checked forms and HTML.
+"""
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask_wtf.csrf import CSRFError, CSRFProtect
+from werkzeug.exceptions import HTTPException
+
+from api import context, job_filters
+from api.dashboard import presenters
+from api.dashboard.session import SignInRefused, current, sign_in, sign_out, signed_in
+from api.documents import document_response, page_response
+from api.export import csv_response
+from db import queries, stats
+from db.models import DECISIONS, JOB_STATUSES, Batch, Job
+from docket import reviews
+from docket.errors import DocketError
+
+bp = Blueprint("dashboard", __name__, url_prefix="/dashboard")
+csrf = CSRFProtect()
+
+FILTER_NAMES = ("status", "decision", "rule", "batch", "created_since", "created_until", "merchant",
+                "amount_min", "amount_max", "q", "reviewed", "sort")
+MAX_PAGES_SHOWN = 10
+
+
+@bp.before_request
+def check_csrf():
+    if request.method == "POST":
+        csrf.protect()
+
+
+@bp.after_request
+def security_headers(response):
+    # No inline script or style anywhere in these pages, so the policy can forbid both.
+    response.headers.setdefault("Content-Security-Policy",
+                                "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+                                "frame-ancestors 'none'; form-action 'self'; base-uri 'none'")
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("Referrer-Policy", "same-origin")
+    if response.mimetype == "text/html":
+        response.headers.setdefault("Cache-Control", "no-store")
+    return response
+
+
+@bp.errorhandler(CSRFError)
+def csrf_refused(error):
+    return render_template("dashboard/error.html", title="Form expired or forged",
+                           message=f"The form was refused: {error.description} Reload the page and try again."), 400
+
+
+@bp.errorhandler(HTTPException)
+def http_error(error):
+    return render_template("dashboard/error.html", title=error.name, message=error.description), error.code
+
+
+@bp.errorhandler(DocketError)
+def docket_error(error):
+    return render_template("dashboard/error.html", title=error.title, message=error.detail), error.status
+
+
+def _tenant() -> str:
+    return current().tenant_id
+
+
+def _job(job_id: str) -> Job:
+    job = context.db().get(Job, job_id)
+    if job is None or job.tenant_id != _tenant():
+        abort(404)  # another tenant's job looks exactly like a missing one
+    return job
+
+
+def _safe_next(target: str | None) -> str:
+    # Only our own pages: never an open redirect to another site.
+    if target and target.startswith("/dashboard") and not target.startswith("//"):
+        return target
+    return url_for("dashboard.index")
+
+
+@bp.get("")
+@bp.get("/")
+def index():
+    if current() is None:
+        return render_template("dashboard/sign_in.html", next=request.args.get("next", ""))
+    return queue()
+
+
+@bp.post("/sign-in")
+def sign_in_post():
+    try:
+        sign_in(request.form.get("key", ""))
+    except SignInRefused as refused:
+        return render_template("dashboard/sign_in.html", error=str(refused), next=request.form.get("next", "")), 401
+    return redirect(_safe_next(request.form.get("next")))
+
+
+@bp.post("/sign-out")
+def sign_out_post():
+    sign_out()
+    return redirect(url_for("dashboard.index"))
+
+
+def queue():
+    args = request.args
+    flt = job_filters.job_filter(args, _tenant())
+    sort = job_filters.sort(args, default="queue")
+    session = context.db()
+    try:
+        jobs, next_cursor = queries.list_jobs(session, flt, limit=job_filters.limit(args, default=50, maximum=200),
+                                              cursor=args.get("cursor"), sort=sort)
+    except ValueError:
+        raise DocketError("That page link is out of date; start from the first page.", code="invalid_cursor",
+                          status=400, title="Invalid cursor") from None
+    decision = flt.decision
+    flt.decision = None
+    counts = queries.decision_counts(session, flt)
+    filters = {name: args.get(name, "") for name in FILTER_NAMES}
+    filters["sort"] = sort
+    return render_template("dashboard/queue.html", jobs=jobs, next_cursor=next_cursor, counts=counts,
+                           filters=filters, active_decision=decision, statuses=JOB_STATUSES, decisions=DECISIONS,
+                           rules=sorted(context.rules()), query={k: v for k, v in filters.items() if v})
+
+
+@bp.get("/jobs/<job_id>")
+@signed_in
+def job_page(job_id: str):
+    job = _job(job_id)
+    rule = context.rules().get(job.rule_name)
+    rows = presenters.field_rows(job, rule)
+    return render_template("dashboard/job.html", job=job, rows=rows, trail=presenters.trail(job),
+                           decisions=DECISIONS, next_job=_next_in_queue(job),
+                           pages=range(1, min(job.document.page_count or 1, MAX_PAGES_SHOWN) + 1),
+                           rule_current=(rule is not None and rule.version == job.rule_version),
+                           can_review=current().can("review"))
+
+
+def _next_in_queue(job: Job) -> Job | None:
+    """The next item in the reviewers' queue order after `job` (wraps to the head)."""
+    session = context.db()
+    flt = queries.JobFilter(tenant=_tenant(), decision="needs_review")
+    after, _ = queries.list_jobs(session, flt, limit=1, cursor=queries.encode_cursor(job, "queue"), sort="queue")
+    if after:
+        return after[0]
+    head, _ = queries.list_jobs(session, flt, limit=2, sort="queue")
+    return next((j for j in head if j.id != job.id), None)
+
+
+@bp.post("/jobs/<job_id>/reviews")
+@signed_in
+def review_post(job_id: str):
+    job = _job(job_id)
+    who = current()
+    if not who.can("review"):
+        abort(403)
+    rule = context.rules().get(job.rule_name)
+    corrections = presenters.parse_corrections(request.form, presenters.field_rows(job, rule))
+    if isinstance(corrections, str):
+        flash(corrections, "error")
+        return redirect(url_for("dashboard.job_page", job_id=job.id))
+    session = context.db()
+    try:
+        reviews.add_review(session, job, decision=request.form.get("decision"), comment=request.form.get("comment"),
+                           fields=corrections or None, reviewer=who.display_name, reviewer_key_id=who.key_id, rule=rule)
+    except DocketError as refused:
+        session.rollback()
+        flash(refused.detail, "error")
+        return redirect(url_for("dashboard.job_page", job_id=job.id))
+    session.commit()
+    flash(f"Saved: {job.filename or job.id} is now {job.current_decision}.", "ok")
+    if request.form.get("then") == "next":
+        following = _next_in_queue(job)
+        if following is not None:
+            return redirect(url_for("dashboard.job_page", job_id=following.id))
+        return redirect(url_for("dashboard.index"))
+    return redirect(url_for("dashboard.job_page", job_id=job.id))
+
+
+@bp.get("/jobs/<job_id>/document")
+@signed_in
+def document(job_id: str):
+    return document_response(_job(job_id))
+
+
+@bp.get("/jobs/<job_id>/pages/<int:number>")
+@signed_in
+def page(job_id: str, number: int):
+    if number < 1:
+        abort(404)
+    return page_response(_job(job_id), number - 1)
+
+
+@bp.get("/batches/<batch_id>")
+@signed_in
+def batch_page(batch_id: str):
+    session = context.db()
+    batch = session.get(Batch, batch_id)
+    if batch is None or batch.tenant_id != _tenant():
+        abort(404)
+    counts = queries.batch_counts(session, batch.id)
+    total = sum(counts.values())
+    done = counts["succeeded"] + counts["failed"]
+    flt = queries.JobFilter(tenant=_tenant(), batch=batch.id)
+    jobs, next_cursor = queries.list_jobs(session, flt, limit=200, cursor=request.args.get("cursor"), sort="oldest")
+    decisions = queries.decision_counts(session, flt)
+    return render_template("dashboard/batch.html", batch=batch, counts=counts, total=total, done=done,
+                           percent=round(done / total * 100) if total else 100, jobs=jobs, decisions=decisions,
+                           next_cursor=next_cursor)
+
+
+@bp.get("/overview")
+@signed_in
+def overview():
+    try:
+        days = max(1, min(int(request.args.get("days", 30)), 366))
+    except ValueError:
+        days = 30
+    until = datetime.now(timezone.utc)
+    since = (until - timedelta(days=days - 1)).replace(hour=0, minute=0, second=0, microsecond=0)
+    rule = request.args.get("rule") or None
+    numbers = stats.overview(context.db(), _tenant(), since, until, rule=rule)
+    chart = presenters.day_bars(numbers["per_day"], since.date(), until.date())
+    return render_template("dashboard/overview.html", stats=numbers, chart=chart, days=days, rule=rule,
+                           rules=sorted(context.rules()), per_rule=presenters.rule_totals(numbers["per_day"]))
+
+
+@bp.get("/export.csv")
+@signed_in
+def export():
+    args = request.args
+    return csv_response(context.db(), job_filters.job_filter(args, _tenant()), job_filters.sort(args, default="queue"))
+
+
+@bp.app_template_filter("when")
+def when(value) -> str:
+    value = queries.as_utc(value)
+    return value.strftime("%Y-%m-%d %H:%M UTC") if value else ""
+
+
+@bp.app_template_filter("seconds")
+def seconds(value) -> str:
+    if value is None:
+        return "–"
+    value = float(value)
+    if value < 120:
+        return f"{value:.1f} s"
+    if value < 7200:
+        return f"{value / 60:.1f} min"
+    return f"{value / 3600:.1f} h"

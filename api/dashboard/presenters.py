@@ -1,0 +1,170 @@
+"""Plain view models for the dashboard's pages (no Flask here): what a template shows."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from db.models import Job
+from db.queries import as_utc
+from docket.reviews import current_fields
+from docket.rules import Rule
+
+SCALAR_TYPES = {"string", "number", "integer"}
+
+
+@dataclass
+class FieldRow:
+    name: str
+    value: Any
+    shown: str
+    kind: str  # "string" | "number" | "integer" | "json": how the correction input parses it
+    confidence: float | None
+    boxes: list[list[float]] = field(default_factory=list)  # [x0, y0, x1, y1, page]
+    corrected: bool = False
+
+    @property
+    def multiline(self) -> bool:
+        return self.kind == "json" or "\n" in self.shown or len(self.shown) > 80
+
+
+def _shown(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, ensure_ascii=False)
+    return str(value)
+
+
+def field_rows(job: Job, rule: Rule | None) -> list[FieldRow]:
+    """Every field the rule declares (in its order), then any extra the analyzer returned."""
+    decision = job.decision
+    fields = current_fields(job)
+    original = decision.fields if decision else {}
+    properties = (rule.fields_schema.get("properties", {}) if rule else {}) or {}
+    names = list(properties) + [n for n in fields if n not in properties]
+    rows = []
+    for name in names:
+        schema_type = properties.get(name, {}).get("type")
+        value = fields.get(name)
+        if schema_type in SCALAR_TYPES:
+            kind = schema_type
+        elif schema_type is None and isinstance(value, (str, int, float)) and not isinstance(value, bool):
+            kind = "number" if isinstance(value, (int, float)) else "string"
+        else:
+            kind = "json"
+        rows.append(FieldRow(
+            name=name, value=value, shown=_shown(value), kind=kind,
+            confidence=(decision.confidence or {}).get(name) if decision else None,
+            boxes=[list(b) for b in ((decision.evidence or {}).get(name) or [])] if decision else [],
+            corrected=original.get(name) != value,
+        ))
+    return rows
+
+
+def parse_corrections(form, rows: list[FieldRow]) -> dict[str, Any] | str:
+    """Form inputs `field:NAME` → corrections for the fields that changed, or an error message."""
+    corrections: dict[str, Any] = {}
+    for row in rows:
+        raw = form.get(f"field:{row.name}")
+        if raw is None:
+            continue
+        raw = raw.replace("\r\n", "\n").strip()  # browsers send textarea lines as CRLF
+        if raw == row.shown.strip():
+            continue
+        if raw == "":
+            corrections[row.name] = None  # cleared: remove the field
+            continue
+        try:
+            if row.kind == "number":
+                corrections[row.name] = float(raw)
+            elif row.kind == "integer":
+                corrections[row.name] = int(raw)
+            elif row.kind == "json":
+                corrections[row.name] = json.loads(raw)
+            else:
+                corrections[row.name] = raw
+        except ValueError:
+            return f"{row.name}: '{raw[:60]}' is not a valid {row.kind} value."
+    return corrections
+
+
+@dataclass
+class TrailEntry:
+    at: datetime | None
+    what: str
+    who: str = ""
+    detail: str = ""
+    changes: list[tuple[str, str, str]] = field(default_factory=list)  # (field, before, after)
+
+
+def trail(job: Job) -> list[TrailEntry]:
+    """The job's history, oldest first: submitted, picked up, decided, then every review."""
+    entries = [TrailEntry(as_utc(job.created_at), "submitted", detail=job.filename or "")]
+    if job.cached_from:
+        entries.append(TrailEntry(as_utc(job.finished_at), "decision reused", detail=f"identical to job {job.cached_from}"))
+    elif job.started_at:
+        entries.append(TrailEntry(as_utc(job.started_at), "analysis started", detail=f"attempt {job.attempts}"))
+    if job.status == "failed":
+        entries.append(TrailEntry(as_utc(job.finished_at), "failed", detail=f"{job.error_code}: {job.error_message}"))
+    if job.decision is not None:
+        entries.append(TrailEntry(as_utc(job.decision.created_at), f"decided: {job.decision.decision}",
+                                  who=job.decision.analyzer + (f" · {job.decision.model}" if job.decision.model else "")))
+    for review in job.reviews:
+        changes = [(name, _shown(review.fields_before.get(name)), _shown(review.fields_after.get(name)))
+                   for name in sorted(set(review.fields_before) | set(review.fields_after))
+                   if review.fields_before.get(name) != review.fields_after.get(name)]
+        entries.append(TrailEntry(as_utc(review.created_at), f"reviewed: {review.decision_before} → {review.decision_after}",
+                                  who=review.reviewer, detail=review.comment, changes=changes))
+    return entries
+
+
+@dataclass
+class Bar:
+    x: float
+    y: float
+    height: float
+    decision: str
+    count: int
+    day: str
+
+
+def day_bars(per_day: list[dict], since: date, until: date, *, width: float = 720, height: float = 180) -> dict:
+    """Stacked bars (one per UTC day, all rules together) as SVG geometry."""
+    totals: dict[str, dict[str, int]] = {}
+    for entry in per_day:
+        day = totals.setdefault(entry["day"], {"approve": 0, "needs_review": 0, "reject": 0})
+        for decision in day:
+            day[decision] += entry.get(decision, 0)
+    days = []
+    d = since
+    while d <= until:
+        days.append(d.isoformat())
+        d += timedelta(days=1)
+    peak = max([sum(v.values()) for v in totals.values()] + [1])
+    step = width / max(len(days), 1)
+    bars = []
+    for i, day in enumerate(days):
+        y = height
+        for decision in ("approve", "needs_review", "reject"):
+            n = totals.get(day, {}).get(decision, 0)
+            if not n:
+                continue
+            h = n / peak * (height - 10)
+            y -= h
+            bars.append(Bar(x=round(i * step + 1, 2), y=round(y, 2), height=round(h, 2), decision=decision, count=n, day=day))
+    labels = [(round(i * step + step / 2, 2), day[5:]) for i, day in enumerate(days) if i % max(1, len(days) // 8) == 0]
+    return {"bars": bars, "bar_width": round(max(step - 2, 1), 2), "width": width, "height": height, "peak": peak,
+            "labels": labels}
+
+
+def rule_totals(per_day: list[dict]) -> list[dict]:
+    rules: dict[str, dict[str, int]] = {}
+    for entry in per_day:
+        r = rules.setdefault(entry["rule"], {"approve": 0, "needs_review": 0, "reject": 0, "total": 0})
+        for key in r:
+            r[key] += entry.get(key, 0)
+    peak = max([r["total"] for r in rules.values()] + [1])
+    return [{"rule": name, **counts, "share": {k: counts[k] / peak * 100 for k in ("approve", "needs_review", "reject")}}
+            for name, counts in sorted(rules.items())]

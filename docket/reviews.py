@@ -1,0 +1,85 @@
+"""A person overrides a decision: validated, appended to the job's trail, announced to webhooks.
+
+The analyzer's decision row is never changed (it explains what the machine saw and why); the
+job's current decision and fields are the latest review's, or the analyzer's when none exists.
+"""
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from db.models import DECISIONS, Job, Review, utcnow
+from db.review_queue import queue_values
+from docket.errors import DocketError
+from docket.rules import Rule
+
+MAX_COMMENT = 4000
+
+
+class InvalidReview(DocketError):
+    status = 422
+    code = "invalid_review"
+    title = "Invalid review"
+
+
+def current_fields(job: Job) -> dict[str, Any]:
+    if job.reviews:
+        return job.reviews[-1].fields_after
+    return job.decision.fields if job.decision is not None else {}
+
+
+def corrected_fields(job: Job, corrections: Any, rule: Rule | None) -> dict[str, Any]:
+    """The current fields with `corrections` applied (a key set to null removes the field),
+    checked against the rule's field schema so a correction cannot store nonsense."""
+    fields = copy.deepcopy(current_fields(job))
+    if corrections is None:
+        return fields
+    if not isinstance(corrections, dict):
+        raise InvalidReview("'fields' must be an object of field names to corrected values.")
+    for name, value in corrections.items():
+        if value is None:
+            fields.pop(name, None)
+        else:
+            fields[name] = value
+    if rule is not None:
+        errors = sorted(rule.validator().iter_errors(fields), key=lambda e: list(e.absolute_path))
+        if errors:
+            where = "/".join(str(p) for p in errors[0].absolute_path) or "(fields)"
+            raise InvalidReview(f"Corrected fields do not fit rule {rule.name}: {where}: {errors[0].message}",
+                                errors=[{"path": "/".join(str(p) for p in e.absolute_path), "message": e.message}
+                                        for e in errors[:20]])
+    return fields
+
+
+def add_review(session: Session, job: Job, *, decision: Any, comment: Any, fields: Any = None,
+               reviewer: str, reviewer_key_id: str | None, rule: Rule | None) -> Review:
+    """Append a review to `job` in the caller's transaction (nothing is committed)."""
+    if job.status != "succeeded" or job.decision is None:
+        raise DocketError("Only a decided job can be reviewed; this one is "
+                          f"{job.status}.", code="not_reviewable", status=409, title="Not reviewable")
+    if decision not in DECISIONS:
+        raise InvalidReview(f"'decision' must be one of {', '.join(DECISIONS)}.")
+    if not isinstance(comment, str) or not comment.strip():
+        raise InvalidReview("A review needs a 'comment' saying why.")
+    if len(comment) > MAX_COMMENT:
+        raise InvalidReview(f"'comment' is longer than {MAX_COMMENT} characters.")
+    after = corrected_fields(job, fields, rule)
+    now = utcnow()
+    review = Review(tenant_id=job.tenant_id, job_id=job.id, reviewer=reviewer[:200], reviewer_key_id=reviewer_key_id,
+                    decision_before=job.current_decision or job.decision.decision, decision_after=decision,
+                    fields_before=current_fields(job), fields_after=after, comment=comment.strip(), created_at=now)
+    session.add(review)
+    job.reviews.append(review)
+    for column, value in queue_values(decision, after).items():
+        setattr(job, column, value)
+    job.reviewed_at = now
+    session.flush()
+
+    from api.serialize import job_json
+    from docket.webhooks.outbox import record_event
+
+    record_event(session, tenant_id=job.tenant_id, event_type="review.updated", data=job_json(job),
+                 job_id=job.id, batch_id=job.batch_id, callback_url=job.callback_url, now=now)
+    return review
