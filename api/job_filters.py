@@ -20,7 +20,7 @@ def _choice(args, name: str, allowed) -> str | None:
     return value
 
 
-def _time(args, name: str) -> datetime | None:
+def time_arg(args, name: str) -> datetime | None:
     value = args.get(name) or None
     if value is None:
         return None
@@ -45,7 +45,7 @@ def _number(args, name: str) -> float | None:
     return number
 
 
-def _text(args, name: str, limit: int = 200) -> str | None:
+def text_arg(args, name: str, limit: int = 200) -> str | None:
     value = (args.get(name) or "").strip()
     if len(value) > limit:
         raise invalid(f"'{name}' is longer than {limit} characters.")
@@ -60,14 +60,14 @@ def job_filter(args, tenant: str) -> JobFilter:
         tenant=tenant,
         status=_choice(args, "status", JOB_STATUSES),
         decision=_choice(args, "decision", DECISIONS),
-        rule=_text(args, "rule", 100),
-        batch=_text(args, "batch", 32),
-        created_since=_time(args, "created_since"),
-        created_until=_time(args, "created_until"),
-        merchant=_text(args, "merchant"),
+        rule=text_arg(args, "rule", 100),
+        batch=text_arg(args, "batch", 32),
+        created_since=time_arg(args, "created_since"),
+        created_until=time_arg(args, "created_until"),
+        merchant=text_arg(args, "merchant"),
         amount_min=_number(args, "amount_min"),
         amount_max=_number(args, "amount_max"),
-        q=_text(args, "q"),
+        q=text_arg(args, "q"),
         reviewed=None if reviewed is None else reviewed == "true",
     )
 

@@ -18,9 +18,9 @@ MAX_DAYS = 366
 
 def window(args) -> tuple[datetime, datetime]:
     """[since, until): the last 30 days unless the query says otherwise; at most a year."""
-    until = job_filters._time(args, "until") or datetime.now(timezone.utc)
+    until = job_filters.time_arg(args, "until") or datetime.now(timezone.utc)
     try:
-        since = job_filters._time(args, "since") or until - timedelta(days=30)
+        since = job_filters.time_arg(args, "since") or until - timedelta(days=30)
     except OverflowError:
         raise job_filters.invalid("'until' is too early for a 30-day window; give 'since' too.") from None
     if since >= until:
@@ -35,7 +35,7 @@ def window(args) -> tuple[datetime, datetime]:
 def get_stats():
     since, until = window(request.args)
     body = stats.overview(context.db(), principal().tenant_id, since, until,
-                          rule=job_filters._text(request.args, "rule", 100))
+                          rule=job_filters.text_arg(request.args, "rule", 100))
     oldest = as_utc(body["oldest_in_backlog"])
     body["oldest_in_backlog"] = oldest.isoformat() if oldest else None
     return body
