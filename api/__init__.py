@@ -46,7 +46,20 @@ def create_app(settings: Settings | None = None, broker_url: str | None = None) 
     app.register_blueprint(dashboard.bp)
     app.context_processor(lambda: {"dashboard_user": dashboard_session.current})
     init_limits(app, settings, broker_url or settings.redis_url or "memory://")
+    _publish_webhooks_from(app.extensions["docket"]["celery"])
     return app
+
+
+def _publish_webhooks_from(celery) -> None:
+    """Deliveries recorded by a request (reviews, reused decisions) are queued once it commits."""
+    from docket.webhooks.outbox import publish_after_commit
+    from worker.celery_app import CPU_QUEUE
+
+    def publish(ids: list[str]) -> None:
+        for delivery_id in ids:
+            celery.send_task("docket.deliver_webhook", args=[delivery_id], queue=CPU_QUEUE, retry=False)
+
+    publish_after_commit(publish)
 
 
 def _disk_request(directory: str) -> type[Request]:

@@ -61,3 +61,9 @@ def enqueue(delivery_ids: Iterable[str]) -> int:
             log.warning("webhook %s not published (%s); the sweeper will", delivery_id, exc)
             break
     return published
+
+
+# In worker processes, deliveries recorded with a job's outcome go out as soon as it commits.
+from docket.webhooks.outbox import publish_after_commit  # noqa: E402
+
+publish_after_commit(enqueue)

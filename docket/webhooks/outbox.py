@@ -6,16 +6,49 @@ replay, so receivers de-duplicate on it (delivery is at least once).
 """
 from __future__ import annotations
 
+import logging
 import uuid
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Callable, Iterable
 
-from sqlalchemy import select
+from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 
 from db.models import WebhookDelivery, WebhookSubscription
 
 EVENT_TYPES = ("job.succeeded", "job.failed", "batch.completed", "review.updated")
+log = logging.getLogger(__name__)
+
+# Deliveries recorded in a session's open transaction, published once it commits.
+_PENDING = "docket_webhook_deliveries"
+_publisher: Callable[[list[str]], Any] | None = None
+
+
+def publish_after_commit(publisher: Callable[[list[str]], Any] | None) -> None:
+    """Set this process's way to queue deliveries (a Celery send). Then a delivery goes out right
+    after the transaction that recorded it commits, instead of at the sweeper's next pass; the
+    sweeper still sends whatever this misses (broker down, process killed in between)."""
+    global _publisher
+    _publisher = publisher
+
+
+@event.listens_for(Session, "after_commit")
+def _publish_committed(session: Session) -> None:
+    ids = session.info.pop(_PENDING, None)
+    if ids and _publisher is not None:
+        try:
+            _publisher(list(ids))
+        except Exception as exc:  # the rows are safe; the sweeper sends them
+            log.warning("webhook deliveries not published now (%s); the sweeper will", exc)
+
+
+@event.listens_for(Session, "after_rollback")
+def _forget_rolled_back(session: Session) -> None:
+    session.info.pop(_PENDING, None)
+
+
+def _remember(session: Session, ids: Iterable[str]) -> None:
+    session.info.setdefault(_PENDING, []).extend(ids)
 
 
 def new_message_id() -> str:
@@ -64,5 +97,6 @@ def record_event(session: Session, *, tenant_id: str, event_type: str, data: dic
             status="pending", attempts=0, next_attempt_at=now, created_at=now)
         session.add(delivery)
         deliveries.append(delivery)
+    _remember(session, [d.id for d in deliveries])
     return deliveries
 
