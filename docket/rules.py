@@ -787,6 +787,10 @@ class Rule:
     def required_fields(self) -> tuple[str, ...]:
         return tuple(self.fields_schema.get("required", ()))
 
+    def reads_document(self, key: str) -> bool:
+        """Whether a check reads ``document.<key>`` (costly inputs are computed only then)."""
+        return any(re.search(rf"\bdocument\s*\.\s*{re.escape(key)}\b", c.expr) for c in self.checks)
+
     def validator(self) -> Draft202012Validator:
         if self._validator is None:
             object.__setattr__(self, "_validator", _fields_validator(self.fields_schema))

@@ -105,7 +105,9 @@ def _analyze(job_id: str) -> Decision:
     analysis = analyzer.analyze(prepared, rule)
     timings["analyze_s"] = round(time.perf_counter() - started, 4)
     timings.update(analysis.timings)
-    duplicates = _near_duplicates(job_id, prepared.pages[0].image)
+    # Only for policies that ask (expense claims); the scan is bounded but not free.
+    duplicates = (_near_duplicates(job_id, prepared.pages[0].image)
+                  if rule.reads_document("near_duplicate") or rule.reads_document("duplicate_of") else [])
     started = time.perf_counter()
     verdict = evaluate(rule, analysis.fields,
                        {"text": analysis.text, "pages": pages, "mime_type": mime, "filename": filename or "",
