@@ -13,4 +13,9 @@ echo "== contract_review: contract" >&2
 .venv/bin/docket analyze samples/contract-en.pdf --rule contract_review || status=$?
 echo "== screenshot_moderation: chat screenshot" >&2
 .venv/bin/docket analyze samples/screenshot-zh.png --rule screenshot_moderation || status=$?
+cat >&2 <<'EOF2'
+== review these decisions in the browser:
+   .venv/bin/docket keys create --role reviewer --tenant default   # prints a key (ends the keyless first-run mode)
+   .venv/bin/docket serve --port 8000                              # then open http://127.0.0.1:8000/dashboard
+EOF2
 exit $status
