@@ -1,0 +1,54 @@
+"""Page images for people (the dashboard, GET /v1/jobs/{id}/pages/{n}): rendered on request
+exactly as analyzers saw the page, cached on disk by content address, pruned when unused."""
+from __future__ import annotations
+
+import io
+import os
+import tempfile
+import time
+from pathlib import Path
+
+from db.models import Document
+from docket.config import Settings
+from worker.preprocess import page_image
+
+# A page nobody opened for this long is deleted; the next view renders it again.
+MAX_IDLE_SECONDS = 7 * 24 * 3600
+
+
+def cache_dir(settings: Settings) -> Path:
+    return settings.data_dir / "pages"
+
+
+def page_png(settings: Settings, document: Document, index: int) -> Path:
+    """Path of page `index` (0-based) as PNG; raises IndexError past the last page."""
+    path = cache_dir(settings) / document.sha256[:2] / f"{document.sha256}-{settings.max_image_side}-{index}.png"
+    if path.exists():
+        os.utime(path)  # recently viewed pages stay
+        return path
+    image = page_image(settings.documents_dir / document.storage_path, document.mime_type, index,
+                       max_side=settings.max_image_side)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    buffer = io.BytesIO()
+    image.save(buffer, "PNG")
+    with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".tmp", delete=False) as tmp:
+        tmp.write(buffer.getvalue())
+    os.replace(tmp.name, path)  # atomic: a concurrent reader sees all of it or nothing
+    return path
+
+
+def prune(settings: Settings, max_idle: float = MAX_IDLE_SECONDS, now: float | None = None) -> int:
+    """Delete cached pages not viewed for `max_idle` seconds (and stray temp files); returns how many."""
+    now = time.time() if now is None else now
+    removed = 0
+    root = cache_dir(settings)
+    if not root.is_dir():
+        return 0
+    for path in root.glob("*/*"):
+        try:
+            if now - path.stat().st_mtime > max_idle:
+                path.unlink()
+                removed += 1
+        except FileNotFoundError:
+            pass
+    return removed
