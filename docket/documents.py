@@ -95,23 +95,26 @@ def _inspect_image(path: Path, mime: str, max_pixels: int) -> DocumentInfo:
 def _inspect_pdf(path: Path, max_pages: int) -> DocumentInfo:
     import pypdfium2 as pdfium
 
+    from docket.pdfium_lock import open_pdf
+
     try:
-        pdf = pdfium.PdfDocument(str(path))
+        with open_pdf(path) as pdf:
+            pages = len(pdf)
+            if pages == 0:
+                raise DocumentError("The PDF has no pages.", code="corrupt_document", status=422,
+                                    title="Corrupt document")
+            if pages > max_pages:
+                raise DocumentError(f"The PDF has {pages} pages; the limit is {max_pages}.",
+                                    code="too_many_pages", status=422, title="Too many pages")
+            first = pdf[0]
+            try:
+                width, height = first.get_size()
+            finally:
+                first.close()
     except pdfium.PdfiumError as exc:
         if "password" in str(exc).lower():
             raise DocumentError("The PDF is encrypted with a password.", code="encrypted_pdf",
                                 status=422, title="Encrypted PDF") from exc
         raise DocumentError(f"The PDF is truncated or corrupt: {exc}", code="corrupt_document",
                             status=422, title="Corrupt document") from exc
-    try:
-        pages = len(pdf)
-        if pages == 0:
-            raise DocumentError("The PDF has no pages.", code="corrupt_document", status=422,
-                                title="Corrupt document")
-        if pages > max_pages:
-            raise DocumentError(f"The PDF has {pages} pages; the limit is {max_pages}.",
-                                code="too_many_pages", status=422, title="Too many pages")
-        width, height = pdf[0].get_size()
-    finally:
-        pdf.close()
     return DocumentInfo(mime_type="application/pdf", page_count=pages, width=int(width), height=int(height))

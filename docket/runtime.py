@@ -25,7 +25,20 @@ def start_worker(concurrency: int | None, *, queues: str = "cpu", beat: bool = T
     if beat:
         cmd.append("--beat")
     out = subprocess.DEVNULL if quiet else None
-    return subprocess.Popen(cmd, env=env or os.environ.copy(), stdout=out, stderr=out, start_new_session=True)
+    return subprocess.Popen(cmd, env=env or os.environ.copy(), stdout=out, stderr=out, start_new_session=True,
+                            preexec_fn=die_with_parent)
+
+
+def die_with_parent() -> None:
+    """In a child, before exec: Linux sends it SIGTERM when the process that started it dies,
+    even by SIGKILL, so a worker or server Docket started never outlives `docket serve`."""
+    try:
+        import ctypes
+
+        PR_SET_PDEATHSIG = 1
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):  # not Linux/glibc: the normal shutdown path still stops it
+        pass
 
 
 def stop_process(proc: subprocess.Popen, timeout: float = 15.0) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 import shutil
+import time
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -249,7 +250,12 @@ def test_batch_overview_and_contract_pages(page, stack):
     shoot(page, "overview")
     page.goto(f"{stack.url}/dashboard/jobs/{stack.jobs['contract-en.pdf']}")
     assert page.locator("figure.page img").count() == stack.finished["contract-en.pdf"]["document"]["page_count"]
-    page.wait_for_function("[...document.querySelectorAll('figure.page img')].every(i => i.naturalWidth > 100)")
+    # Polled from here: wait_for_function would eval a string in the page, which its CSP forbids.
+    images = page.locator("figure.page img")
+    deadline = time.monotonic() + 15
+    while not all(images.nth(i).evaluate("i => i.complete && i.naturalWidth > 100") for i in range(images.count())):
+        assert time.monotonic() < deadline, "page images did not load"
+        time.sleep(0.1)
     assert page.locator("table.fields tr[data-field=parties] textarea").count() == 1
     shoot(page, "job-contract")
     page.goto(f"{stack.url}/dashboard/jobs/{stack.jobs['screenshot-zh.png']}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import time
 from datetime import date, timedelta
 
 import requests
@@ -147,3 +148,37 @@ def test_serve_stops_what_it_started(stack_env):
             alive = False
         assert not alive, "embedded Redis left running"
         assert not state.exists()
+
+
+def _pids_with_data_dir(data_dir: str) -> set[int]:
+    from pathlib import Path
+
+    found = set()
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            if f"DOCKET_DATA_DIR={data_dir}".encode() in (proc / "environ").read_bytes().split(b"\0"):
+                found.add(int(proc.name))
+        except OSError:
+            pass
+    return found
+
+
+def test_serve_killed_outright_leaves_nothing_running(stack_env):
+    """SIGKILL gives `docket serve` no chance to clean up; what it started must go anyway."""
+    import os
+    import signal
+
+    from tests.conftest import Server
+
+    srv = Server(stack_env, workers=1)
+    children = _pids_with_data_dir(stack_env["DOCKET_DATA_DIR"]) - {srv.proc.pid}
+    assert children, "expected a worker (and, embedded, a Redis server) started by docket serve"
+    srv.proc.send_signal(signal.SIGKILL)
+    srv.proc.wait()
+    deadline = time.monotonic() + 30
+    while (left := {p for p in children if os.path.exists(f"/proc/{p}") and
+                    b"zombie" not in open(f"/proc/{p}/status", "rb").read().lower()}) and time.monotonic() < deadline:
+        time.sleep(0.3)
+    assert not left, f"still running after docket serve was killed: {left}"

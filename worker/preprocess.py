@@ -11,6 +11,7 @@ from pathlib import Path
 from PIL import Image, ImageOps
 
 from docket.documents import DocumentError
+from docket.pdfium_lock import open_pdf
 
 # 200 dpi reads small print well; the max-side bound caps it for large pages.
 PDF_DPI = 200
@@ -66,22 +67,28 @@ def prepare(path: Path, mime_type: str, *, max_side: int, max_pages: int, filena
 
 
 def _prepare_pdf(path: Path, max_side: int, max_pages: int, filename: str | None) -> PreparedDocument:
-    import pypdfium2 as pdfium
-
-    pdf = pdfium.PdfDocument(str(path))
-    try:
-        pages = [_pdf_page(pdf[index], max_side) for index in range(min(len(pdf), max_pages))]
+    with open_pdf(path) as pdf:
+        pages = [_pdf_page(pdf, index, max_side) for index in range(min(len(pdf), max_pages))]
         return PreparedDocument(mime_type="application/pdf", pages=pages, page_count=len(pdf), filename=filename)
+
+
+def _pdf_page(pdf, index: int, max_side: int) -> Page:
+    """Render one page; call with the PDFium lock held (inside open_pdf). Everything PDFium
+    made is closed here, and the image is copied out of PDFium's buffer first."""
+    page = pdf[index]
+    bitmap = textpage = None
+    try:
+        width, height = page.get_size()  # points: 1/72 inch
+        scale = min(PDF_DPI / 72, max_side / max(width, height, 1))
+        bitmap = page.render(scale=scale)
+        image = to_rgb(bitmap.to_pil()).copy()
+        textpage = page.get_textpage()
+        text = textpage.get_text_range()
     finally:
-        pdf.close()
-
-
-def _pdf_page(page, max_side: int) -> Page:
-    width, height = page.get_size()  # points: 1/72 inch
-    scale = min(PDF_DPI / 72, max_side / max(width, height, 1))
-    image = page.render(scale=scale).to_pil()
-    text = page.get_textpage().get_text_range()
-    return Page(to_rgb(image), text.replace("\r\n", "\n").strip())
+        for obj in (textpage, bitmap, page):
+            if obj is not None:
+                obj.close()
+    return Page(image, text.replace("\r\n", "\n").strip())
 
 
 def page_image(path: Path, mime_type: str, index: int, *, max_side: int) -> Image.Image:
@@ -91,12 +98,7 @@ def page_image(path: Path, mime_type: str, index: int, *, max_side: int) -> Imag
         if index != 0:
             raise IndexError(index)
         return prepare(path, mime_type, max_side=max_side, max_pages=1).pages[0].image
-    import pypdfium2 as pdfium
-
-    pdf = pdfium.PdfDocument(str(path))
-    try:
+    with open_pdf(path) as pdf:
         if not 0 <= index < len(pdf):
             raise IndexError(index)
-        return _pdf_page(pdf[index], max_side).image
-    finally:
-        pdf.close()
+        return _pdf_page(pdf, index, max_side).image
