@@ -181,4 +181,6 @@ def test_serve_killed_outright_leaves_nothing_running(stack_env):
     while (left := {p for p in children if os.path.exists(f"/proc/{p}") and
                     b"zombie" not in open(f"/proc/{p}/status", "rb").read().lower()}) and time.monotonic() < deadline:
         time.sleep(0.3)
+    for pid in left:  # do not leak them into the rest of the run
+        os.killpg(pid, signal.SIGKILL) if os.getpgid(pid) == pid else os.kill(pid, signal.SIGKILL)
     assert not left, f"still running after docket serve was killed: {left}"
