@@ -82,6 +82,7 @@ def review_json(review: Review) -> dict:
         "fields_after": review.fields_after,
         "changed_fields": sorted(k for k in set(review.fields_before) | set(review.fields_after)
                                  if review.fields_before.get(k) != review.fields_after.get(k)),
+        "policy_after": review.policy_after,
         "comment": review.comment,
         "created_at": _time(review.created_at),
     }

@@ -184,6 +184,9 @@ class Review(Base):
     decision_after: Mapped[str] = mapped_column(String(20))
     fields_before: Mapped[dict[str, Any]]
     fields_after: Mapped[dict[str, Any]]
+    # When fields were corrected: what the policy's checks say about the corrected fields
+    # ({"decision", "reasons", "rule_version"}), for the reviewer to weigh, not an override.
+    policy_after: Mapped[dict[str, Any] | None]
     comment: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 

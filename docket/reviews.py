@@ -13,7 +13,8 @@ from sqlalchemy.orm import Session
 from db.models import DECISIONS, Job, Review, utcnow
 from db.review_queue import queue_values
 from docket.errors import DocketError
-from docket.rules import Rule
+from db.queries import as_utc
+from docket.rules import Rule, evaluate
 
 MAX_COMMENT = 4000
 
@@ -53,8 +54,24 @@ def corrected_fields(job: Job, corrections: Any, rule: Rule | None) -> dict[str,
     return fields
 
 
+def policy_on(session: Session, job: Job, fields: dict[str, Any], rule: Rule, duplicate_distance: int) -> dict:
+    """The rule's checks applied to `fields` as they were to the analyzer's: same document
+    facts, same moment (the job's submission, so age limits do not drift with review time)."""
+    document = job.document
+    facts: dict[str, Any] = {"text": job.decision.text or "", "pages": document.page_count,
+                             "mime_type": document.mime_type, "filename": job.filename or ""}
+    if document.phash and (rule.reads_document("near_duplicate") or rule.reads_document("duplicate_of")):
+        from worker.duplicates import earlier_near_duplicates
+
+        earlier = earlier_near_duplicates(session, job, document.phash, duplicate_distance)
+        facts.update(near_duplicate=bool(earlier), duplicate_of=earlier[0] if earlier else "")
+    verdict = evaluate(rule, fields, facts, now=as_utc(job.created_at))
+    return {"decision": verdict.decision, "reasons": verdict.reasons, "rule_version": rule.version}
+
+
 def add_review(session: Session, job: Job, *, decision: Any, comment: Any, fields: Any = None,
-               reviewer: str, reviewer_key_id: str | None, rule: Rule | None) -> Review:
+               reviewer: str, reviewer_key_id: str | None, rule: Rule | None,
+               duplicate_distance: int = 6) -> Review:
     """Append a review to `job` in the caller's transaction (nothing is committed)."""
     if job.status != "succeeded" or job.decision is None:
         raise DocketError("Only a decided job can be reviewed; this one is "
@@ -66,10 +83,13 @@ def add_review(session: Session, job: Job, *, decision: Any, comment: Any, field
     if len(comment) > MAX_COMMENT:
         raise InvalidReview(f"'comment' is longer than {MAX_COMMENT} characters.")
     after = corrected_fields(job, fields, rule)
+    before = current_fields(job)
+    policy = policy_on(session, job, after, rule, duplicate_distance) if rule is not None and after != before else None
     now = utcnow()
     review = Review(tenant_id=job.tenant_id, job_id=job.id, reviewer=reviewer[:200], reviewer_key_id=reviewer_key_id,
                     decision_before=job.current_decision or job.decision.decision, decision_after=decision,
-                    fields_before=current_fields(job), fields_after=after, comment=comment.strip(), created_at=now)
+                    fields_before=before, fields_after=after, policy_after=policy, comment=comment.strip(),
+                    created_at=now)
     session.add(review)
     job.reviews.append(review)
     for column, value in queue_values(decision, after).items():

@@ -168,12 +168,17 @@ def test_open_override_and_trail(page, stack):
     trail = page.locator("#trail").inner_text()
     assert "reviewed: needs_review → reject" in trail and "周末零食不予报销" in trail
     assert re.search(r"total: 45\.0\s*→\s*44\.5", trail), trail
+    # The policy's checks, run again on the corrected fields, still see a weekend receipt.
+    assert "checks say needs_review" in page.locator(".flash.warn").inner_text()
+    assert "weekend_spending" in page.locator("#trail .policy").inner_text()
     shoot(page, "job-after-review")
     # The API sees the same append-only record.
     api = requests.get(f"{stack.url}/v1/jobs/{job_id}/reviews", headers={"Authorization": f"Bearer {stack.reviewer_key}"},
                        timeout=5).json()["reviews"]
     assert [(r["decision_before"], r["decision_after"], r["fields_after"]["total"]) for r in api] == \
         [("needs_review", "reject", 44.5)]
+    assert api[0]["policy_after"]["decision"] == "needs_review"
+    assert [r["check"] for r in api[0]["policy_after"]["reasons"]] == ["weekend_spending"]
     job = requests.get(f"{stack.url}/v1/jobs/{job_id}", headers={"Authorization": f"Bearer {stack.reviewer_key}"},
                        timeout=5).json()
     assert job["decision"] == "reject" and job["analyzer_decision"] == "needs_review" and job["review_count"] == 1

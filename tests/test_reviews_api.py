@@ -305,3 +305,29 @@ def test_nul_in_a_text_filter_is_a_400(client, keys):
     for url in ("/v1/jobs?merchant=a%00b", "/v1/jobs?q=%00", "/v1/jobs/export.csv?rule=x%00", "/v1/stats?rule=%00"):
         resp = client.get(url, headers=keys["reviewer"])
         assert resp.status_code == 400 and resp.get_json()["code"] == "invalid_query", url
+
+
+def test_corrected_fields_are_run_through_the_policy_again(client, keys, settings):
+    """A reviewer who fixes a misread total sees what the checks say about the fixed value."""
+    from datetime import date, timedelta
+
+    job_id = submit(client, keys["submitter"], "receipt-en.png")
+    weekday = date.today() - timedelta(days=1)
+    while weekday.weekday() >= 5:
+        weekday -= timedelta(days=1)
+    decide(settings, job_id, "approve", {**receipt("KEDAI BUKU", 32.5), "transaction_date": weekday.isoformat()})
+
+    def review(body):
+        resp = client.post(f"/v1/jobs/{job_id}/reviews", headers=keys["reviewer"], json=body)
+        assert resp.status_code == 201, resp.get_json()
+        return resp.get_json()["review"]
+
+    # No field changed: nothing to re-run.
+    assert review({"decision": "approve", "comment": "looked at it"})["policy_after"] is None
+    # The total was really 6,500: over the hard limit of the policy (max_total 5000 → reject).
+    policy = review({"decision": "needs_review", "comment": "misread total", "fields": {"total": 6500}})["policy_after"]
+    assert policy["decision"] == "reject" and policy["rule_version"].startswith("sha256:")
+    assert "max_total" in [r["check"] for r in policy["reasons"]]
+    # Back under the limit: the checks pass again.
+    policy = review({"decision": "approve", "comment": "receipt says 65.00", "fields": {"total": 65.0}})["policy_after"]
+    assert (policy["decision"], policy["reasons"]) == ("approve", [])

@@ -164,14 +164,18 @@ def review_post(job_id: str):
         return redirect(url_for("dashboard.job_page", job_id=job.id))
     session = context.db()
     try:
-        reviews.add_review(session, job, decision=request.form.get("decision"), comment=request.form.get("comment"),
-                           fields=corrections or None, reviewer=who.display_name, reviewer_key_id=who.key_id, rule=rule)
+        review = reviews.add_review(session, job, decision=request.form.get("decision"),
+                                    comment=request.form.get("comment"), fields=corrections or None,
+                                    reviewer=who.display_name, reviewer_key_id=who.key_id, rule=rule,
+                                    duplicate_distance=context.settings().duplicate_distance)
     except DocketError as refused:
         session.rollback()
         flash(refused.detail, "error")
         return redirect(url_for("dashboard.job_page", job_id=job.id))
     session.commit()
     flash(f"Saved: {job.filename or job.id} is now {job.current_decision}.", "ok")
+    if review.policy_after and review.policy_after["decision"] != review.decision_after:
+        flash(f"Note: on the corrected fields the {rule.name} checks say {review.policy_after['decision']}.", "warn")
     if request.form.get("then") == "next":
         following = _next_in_queue(job)
         if following is not None:

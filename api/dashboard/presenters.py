@@ -97,6 +97,7 @@ class TrailEntry:
     who: str = ""
     detail: str = ""
     changes: list[tuple[str, str, str]] = field(default_factory=list)  # (field, before, after)
+    policy: dict | None = None  # the checks on corrected fields
 
 
 def trail(job: Job) -> list[TrailEntry]:
@@ -116,7 +117,8 @@ def trail(job: Job) -> list[TrailEntry]:
                    for name in sorted(set(review.fields_before) | set(review.fields_after))
                    if review.fields_before.get(name) != review.fields_after.get(name)]
         entries.append(TrailEntry(as_utc(review.created_at), f"reviewed: {review.decision_before} → {review.decision_after}",
-                                  who=review.reviewer, detail=review.comment, changes=changes))
+                                  who=review.reviewer, detail=review.comment, changes=changes,
+                                  policy=review.policy_after))
     return entries
 
 

@@ -31,6 +31,7 @@ def upgrade() -> None:
     sa.Column('decision_after', sa.String(length=20), nullable=False),
     sa.Column('fields_before', sa.JSON(), nullable=False),
     sa.Column('fields_after', sa.JSON(), nullable=False),
+    sa.Column('policy_after', sa.JSON(), nullable=True),
     sa.Column('comment', sa.Text(), nullable=False),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['job_id'], ['jobs.id'], name='fk_reviews_job'),
