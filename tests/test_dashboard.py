@@ -32,7 +32,8 @@ def last_weekday(before: date, weekday: int) -> date:
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory, postgres_url, redis_url):
     env = base_env(tmp_path_factory.mktemp("dash") / "data")
-    env.update(DOCKET_DATABASE_URL=postgres_url, DOCKET_REDIS_URL=redis_url)
+    # Every test signs in afresh; the sign-in throttle has its own test (test_dashboard_session.py).
+    env.update(DOCKET_DATABASE_URL=postgres_url, DOCKET_REDIS_URL=redis_url, DOCKET_LOGIN_RATE_LIMIT="1000/minute")
     srv = Server(env)
     try:
         _load(srv)
