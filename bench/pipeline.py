@@ -1,7 +1,7 @@
 """Pipeline overhead: N jobs through API → Redis → worker → Postgres with an instant analyzer,
 against raw Celery no-op tasks on the same Redis, same worker concurrency, in the same run.
 
-    .venv/bin/python bench/pipeline.py [-n 300] [--concurrency 2] [--clients 4]
+    .venv/bin/python bench/pipeline.py [-n 300] [--concurrency 2] [--clients 4] [--api gunicorn|dev]
 
 Prints docs/s for both, their ratio (target ≥ 0.5) and p50/p95 latency. Uses the machine's
 Postgres and Redis (or throwaway ones, like the tests), in a fresh database and Redis db.
@@ -43,7 +43,7 @@ def wait_http(url: str, timeout: float = 60) -> None:
         try:
             if requests.get(url, timeout=1).ok:
                 return
-        except requests.ConnectionError:
+        except requests.RequestException:  # not listening yet, or still importing
             pass
         time.sleep(0.2)
     raise RuntimeError(f"{url} did not answer")
@@ -85,10 +85,14 @@ def run_raw(env: dict, n: int, concurrency: int) -> tuple[float, list[float]]:
     return n / (max(done[k] for k in sent) - start), latencies
 
 
-def run_pipeline(env: dict, n: int, concurrency: int, clients: int) -> tuple[float, list[float]]:
+def run_pipeline(env: dict, n: int, concurrency: int, clients: int, api_server: str) -> tuple[float, list[float]]:
     port = services.free_port()
-    api = subprocess.Popen([str(BIN / "docket"), "serve", "--port", str(port), "--workers", "0"], env=env,
-                           cwd=ROOT, start_new_session=True, stderr=subprocess.DEVNULL)
+    if api_server == "gunicorn":  # the production shape (docker-compose.yml): 2 processes x 4 threads
+        command = [str(BIN / "gunicorn"), "--bind", f"127.0.0.1:{port}", "--workers", "2", "--threads", "4",
+                   "--log-level", "warning", "api:create_app()"]
+    else:  # `docket serve`'s single-process development server
+        command = [str(BIN / "docket"), "serve", "--port", str(port), "--workers", "0"]
+    api = subprocess.Popen(command, env=env, cwd=ROOT, start_new_session=True, stderr=subprocess.DEVNULL)
     worker = subprocess.Popen([str(BIN / "docket"), "worker", "--concurrency", str(concurrency)], env=env,
                               cwd=ROOT, start_new_session=True, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
@@ -140,6 +144,8 @@ def main() -> None:
     parser.add_argument("-n", type=int, default=300)
     parser.add_argument("--concurrency", type=int, default=2)
     parser.add_argument("--clients", type=int, default=4)
+    parser.add_argument("--api", choices=("gunicorn", "dev"), default="dev",
+                        help="API server: docket serve's dev server (default), or gunicorn as deployed")
     args = parser.parse_args()
     throwaway = services.Throwaway()
     try:
@@ -153,12 +159,12 @@ def main() -> None:
                    PYTHONPATH=str(ROOT))
         subprocess.run([str(BIN / "docket"), "migrate"], env=env, check=True, capture_output=True)
         raw_rate, raw_lat = run_raw(env, args.n, args.concurrency)
-        pipe_rate, pipe_lat = run_pipeline(env, args.n, args.concurrency, args.clients)
+        pipe_rate, pipe_lat = run_pipeline(env, args.n, args.concurrency, args.clients, args.api)
         drop()
         services.release_redis_db(redis_url)
     finally:
         throwaway.close()
-    print(f"jobs: {args.n}, worker concurrency: {args.concurrency}, HTTP clients: {args.clients}")
+    print(f"jobs: {args.n}, worker concurrency: {args.concurrency}, HTTP clients: {args.clients}, API: {args.api}")
     print(f"raw celery no-op : {raw_rate:8.1f} tasks/s   p50 {pct(raw_lat, 50)*1000:7.1f} ms   p95 {pct(raw_lat, 95)*1000:7.1f} ms")
     print(f"docket pipeline  : {pipe_rate:8.1f} docs/s    p50 {pct(pipe_lat, 50)*1000:7.1f} ms   p95 {pct(pipe_lat, 95)*1000:7.1f} ms")
     print(f"added latency    : p50 {(pct(pipe_lat, 50) - pct(raw_lat, 50))*1000:7.1f} ms   "
