@@ -108,16 +108,29 @@ def claim_redis_db(url: str) -> str:
     for db in range(15, 0, -1):
         candidate = f"{base}/{db}"
         client = redis.Redis.from_url(candidate)
-        if client.set(LOCK, os.getpid(), nx=True, ex=4 * 3600):
+        _drop_stale_lock(client)
+        if client.set(LOCK, _holder(), nx=True, ex=4 * 3600):
             client.flushdb()  # leftovers of an aborted run would be consumed as jobs
-            client.set(LOCK, os.getpid(), ex=4 * 3600)
+            client.set(LOCK, _holder(), ex=4 * 3600)
             return candidate
     raise RuntimeError(f"every database of {base} is held by another test run (key {LOCK!r})")
 
 
+def _holder() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _drop_stale_lock(client) -> None:
+    """A run on this machine that was killed leaves its lock behind; its process is gone."""
+    holder = (client.get(LOCK) or b"").decode()
+    host, _, pid = holder.rpartition(":")
+    if host == socket.gethostname() and pid.isdigit() and not os.path.exists(f"/proc/{pid}"):
+        client.delete(LOCK)
+
+
 def release_redis_db(url: str) -> None:
     client = redis.Redis.from_url(url)
-    if client.get(LOCK) == str(os.getpid()).encode():
+    if client.get(LOCK) == _holder().encode():
         client.delete(LOCK)
 
 
