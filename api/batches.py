@@ -76,11 +76,16 @@ def create_batch():
     return body, 202, {"Location": location}
 
 
+def tenant_batch(batch_id: str) -> Batch:
+    """The caller's batch, or 404 — also for another tenant's id, so ids reveal nothing."""
+    batch = context.db().get(Batch, batch_id)
+    if batch is None or batch.tenant_id != principal().tenant_id:
+        raise NotFound(f"No batch {batch_id}.")
+    return batch
+
+
 @bp.get("/batches/<batch_id>")
 @require("read")
 def get_batch(batch_id: str):
-    session = context.db()
-    batch = session.get(Batch, batch_id)
-    if batch is None or batch.tenant_id != principal().tenant_id:
-        raise NotFound(f"No batch {batch_id}.")
-    return batch_json(batch, queries.batch_counts(session, batch_id), batch.jobs)
+    batch = tenant_batch(batch_id)
+    return batch_json(batch, queries.batch_counts(context.db(), batch_id), batch.jobs)

@@ -23,11 +23,14 @@ def document_response(job):
     return response
 
 
-def page_response(job, index: int):
+def page_response(job, number: int):
+    """Page `number` (1-based) as a PNG, in the coordinates of the decision's evidence boxes."""
+    if number < 1:
+        raise NotFound("Pages are numbered from 1.")
     try:
-        path = page_cache.page_png(context.settings(), job.document, index)
+        path = page_cache.page_png(context.settings(), job.document, number - 1)
     except IndexError:
-        raise NotFound(f"The document has no page {index + 1}.") from None
+        raise NotFound(f"The document has no page {number}.") from None
     return send_file(path, mimetype="image/png", max_age=3600)
 
 
@@ -40,7 +43,4 @@ def get_document(job_id: str):
 @bp.get("/jobs/<job_id>/pages/<int:number>")
 @require("read")
 def get_page(job_id: str, number: int):
-    """Page `number` (1-based) as a PNG, in the coordinates of the decision's evidence boxes."""
-    if number < 1:
-        raise NotFound("Pages are numbered from 1.")
-    return page_response(tenant_job(job_id), number - 1)
+    return page_response(tenant_job(job_id), number)

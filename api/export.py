@@ -13,6 +13,7 @@ from api import context, job_filters
 from api.auth import authenticate, principal, require
 from db import queries
 from db.queries import JobFilter, as_utc
+from docket.reviews import current_fields
 
 bp = Blueprint("export", __name__, url_prefix="/v1")
 bp.before_request(authenticate)
@@ -41,8 +42,7 @@ def csv_chunks(session, flt: JobFilter, sort: str) -> Iterator[str]:
         jobs, cursor = queries.list_jobs(session, flt, limit=PAGE, cursor=cursor, sort=sort)
         for job in jobs:
             decision = job.decision
-            latest = job.reviews[-1] if job.reviews else None
-            fields = latest.fields_after if latest else (decision.fields if decision else None)
+            fields = current_fields(job) if decision else None
             reasons = "; ".join(f"{r.get('check')}: {r.get('message')}" for r in (decision.reasons or [])) if decision else ""
             writer.writerow([_cell(v) for v in (
                 job.id, as_utc(job.created_at).isoformat(), job.status, job.rule_name, job.rule_version, job.filename,

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from db.models import Batch, Job, Review
 from db.queries import as_utc
+from docket.reviews import current_fields
 
 
 def _time(value):
@@ -41,7 +42,7 @@ def job_json(job: Job) -> dict:
         body.update(
             # The current decision and fields: the latest review's, else the analyzer's.
             decision=latest.decision_after if latest else decision.decision,
-            fields=latest.fields_after if latest else decision.fields,
+            fields=current_fields(job),
             analyzer_decision=decision.decision,
             analyzer_fields=decision.fields if latest else None,
             reviewed_at=_time(job.reviewed_at),
@@ -80,8 +81,7 @@ def review_json(review: Review) -> dict:
         "decision_after": review.decision_after,
         "fields_before": review.fields_before,
         "fields_after": review.fields_after,
-        "changed_fields": sorted(k for k in set(review.fields_before) | set(review.fields_after)
-                                 if review.fields_before.get(k) != review.fields_after.get(k)),
+        "changed_fields": review.changed_fields,
         "policy_after": review.policy_after,
         "comment": review.comment,
         "created_at": _time(review.created_at),

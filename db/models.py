@@ -192,6 +192,11 @@ class Review(Base):
 
     job: Mapped[Job] = relationship(back_populates="reviews")
 
+    @property
+    def changed_fields(self) -> list[str]:
+        before, after = self.fields_before, self.fields_after
+        return sorted(k for k in set(before) | set(after) if before.get(k) != after.get(k))
+
     __table_args__ = (Index("ix_reviews_job", "job_id", "id"),)
 
 

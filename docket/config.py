@@ -101,7 +101,7 @@ class Settings:
     # Perceptual-hash distance (of 64 bits) at or under which two receipts are near-duplicates.
     duplicate_distance: int = 6
     # --- the reviewer dashboard ---
-    # Signs session cookies; unset: a random key kept in the data directory (see docket/secrets.py).
+    # Signs session cookies; unset: a random key kept in the data directory (see docket/session_key.py).
     secret_key: str | None = None
     # Send cookies over HTTPS only: turn on wherever the dashboard is served over TLS.
     secure_cookies: bool = False

@@ -57,14 +57,14 @@ def corrected_fields(job: Job, corrections: Any, rule: Rule | None) -> dict[str,
 def policy_on(session: Session, job: Job, fields: dict[str, Any], rule: Rule, duplicate_distance: int) -> dict:
     """The rule's checks applied to `fields` as they were to the analyzer's: same document
     facts, same moment (the job's submission, so age limits do not drift with review time)."""
+    from worker import duplicates
+
     document = job.document
     facts: dict[str, Any] = {"text": job.decision.text or "", "pages": document.page_count,
                              "mime_type": document.mime_type, "filename": job.filename or ""}
-    if document.phash and (rule.reads_document("near_duplicate") or rule.reads_document("duplicate_of")):
-        from worker.duplicates import earlier_near_duplicates
-
-        earlier = earlier_near_duplicates(session, job, document.phash, duplicate_distance)
-        facts.update(near_duplicate=bool(earlier), duplicate_of=earlier[0] if earlier else "")
+    if document.phash and duplicates.read_by(rule):
+        facts.update(duplicates.facts(duplicates.earlier_near_duplicates(session, job, document.phash,
+                                                                          duplicate_distance)))
     verdict = evaluate(rule, fields, facts, now=as_utc(job.created_at))
     return {"decision": verdict.decision, "reasons": verdict.reasons, "rule_version": rule.version}
 

@@ -17,6 +17,16 @@ from db.models import Document, Job
 SCAN_LIMIT = 5_000
 
 
+def read_by(rule) -> bool:
+    """Whether the rule's checks look at near-duplicates at all (the scan is bounded, not free)."""
+    return rule.reads_document("near_duplicate") or rule.reads_document("duplicate_of")
+
+
+def facts(earlier: list[str]) -> dict:
+    """The `document` keys CEL checks read: `near_duplicate` and the nearest `duplicate_of`."""
+    return {"near_duplicate": bool(earlier), "duplicate_of": earlier[0] if earlier else ""}
+
+
 def perceptual_hash(image: Image.Image) -> str:
     return str(imagehash.phash(image))
 

@@ -16,6 +16,7 @@ from db.session import session_scope
 from docket.config import Settings
 from docket.errors import DocumentError
 from docket.rules import evaluate, load_rules, default_rules_dir
+from worker import duplicates as duplicate_scan
 from worker.analyzers import get_analyzer
 from worker.celery_app import celery
 from worker.preprocess import prepare
@@ -105,13 +106,11 @@ def _analyze(job_id: str) -> Decision:
     analysis = analyzer.analyze(prepared, rule)
     timings["analyze_s"] = round(time.perf_counter() - started, 4)
     timings.update(analysis.timings)
-    # Only for policies that ask (expense claims); the scan is bounded but not free.
-    duplicates = (_near_duplicates(job_id, prepared.pages[0].image)
-                  if rule.reads_document("near_duplicate") or rule.reads_document("duplicate_of") else [])
+    duplicates = _near_duplicates(job_id, prepared.pages[0].image) if duplicate_scan.read_by(rule) else []
     started = time.perf_counter()
     verdict = evaluate(rule, analysis.fields,
                        {"text": analysis.text, "pages": pages, "mime_type": mime, "filename": filename or "",
-                        "near_duplicate": bool(duplicates), "duplicate_of": duplicates[0] if duplicates else ""},
+                        **duplicate_scan.facts(duplicates)},
                        proposed=analysis.proposed, proposed_reasons=analysis.proposed_reasons)
     timings["rules_s"] = round(time.perf_counter() - started, 4)
     # A model analyzer's raw output, prompt hash and token counts, where the schema keeps them.
@@ -124,14 +123,12 @@ def _analyze(job_id: str) -> Decision:
 
 def _near_duplicates(job_id: str, first_page) -> list[str]:
     """Earlier jobs of the same tenant whose first page looks the same (the double claim)."""
-    from worker.duplicates import earlier_near_duplicates, perceptual_hash
-
     with session_scope(settings.database_url) as session:
         job = session.get(Job, job_id)
         document = session.get(Document, job.document_sha256)
         if document.phash is None:
-            document.phash = perceptual_hash(first_page)
-        return earlier_near_duplicates(session, job, document.phash, settings.duplicate_distance)
+            document.phash = duplicate_scan.perceptual_hash(first_page)
+        return duplicate_scan.earlier_near_duplicates(session, job, document.phash, settings.duplicate_distance)
 
 
 @celery.task(name="docket.sweep", acks_late=True)

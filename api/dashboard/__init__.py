@@ -13,11 +13,13 @@ from werkzeug.exceptions import HTTPException
 
 from api import context, job_filters
 from api.dashboard import presenters
+from api.batches import tenant_batch
 from api.dashboard.session import SignInRefused, current, sign_in, sign_out, signed_in
 from api.documents import document_response, page_response
+from api.jobs import tenant_job
 from api.export import csv_response
 from db import queries, stats
-from db.models import DECISIONS, JOB_STATUSES, Batch, Job
+from db.models import DECISIONS, JOB_STATUSES, Job
 from docket import reviews
 from docket.errors import DocketError
 
@@ -66,13 +68,6 @@ def docket_error(error):
 
 def _tenant() -> str:
     return current().tenant_id
-
-
-def _job(job_id: str) -> Job:
-    job = context.db().get(Job, job_id)
-    if job is None or job.tenant_id != _tenant():
-        abort(404)  # another tenant's job looks exactly like a missing one
-    return job
 
 
 def _safe_next(target: str | None) -> str:
@@ -129,7 +124,7 @@ def queue():
 @bp.get("/jobs/<job_id>")
 @signed_in
 def job_page(job_id: str):
-    job = _job(job_id)
+    job = tenant_job(job_id)
     rule = context.rules().get(job.rule_name)
     rows = presenters.field_rows(job, rule)
     return render_template("dashboard/job.html", job=job, rows=rows, trail=presenters.trail(job),
@@ -153,7 +148,7 @@ def _next_in_queue(job: Job) -> Job | None:
 @bp.post("/jobs/<job_id>/reviews")
 @signed_in
 def review_post(job_id: str):
-    job = _job(job_id)
+    job = tenant_job(job_id)
     who = current()
     if not who.can("review"):
         abort(403)
@@ -187,24 +182,20 @@ def review_post(job_id: str):
 @bp.get("/jobs/<job_id>/document")
 @signed_in
 def document(job_id: str):
-    return document_response(_job(job_id))
+    return document_response(tenant_job(job_id))
 
 
 @bp.get("/jobs/<job_id>/pages/<int:number>")
 @signed_in
 def page(job_id: str, number: int):
-    if number < 1:
-        abort(404)
-    return page_response(_job(job_id), number - 1)
+    return page_response(tenant_job(job_id), number)
 
 
 @bp.get("/batches/<batch_id>")
 @signed_in
 def batch_page(batch_id: str):
     session = context.db()
-    batch = session.get(Batch, batch_id)
-    if batch is None or batch.tenant_id != _tenant():
-        abort(404)
+    batch = tenant_batch(batch_id)
     counts = queries.batch_counts(session, batch.id)
     total = sum(counts.values())
     done = counts["succeeded"] + counts["failed"]

@@ -114,8 +114,7 @@ def trail(job: Job) -> list[TrailEntry]:
                                   who=job.decision.analyzer + (f" · {job.decision.model}" if job.decision.model else "")))
     for review in job.reviews:
         changes = [(name, _shown(review.fields_before.get(name)), _shown(review.fields_after.get(name)))
-                   for name in sorted(set(review.fields_before) | set(review.fields_after))
-                   if review.fields_before.get(name) != review.fields_after.get(name)]
+                   for name in review.changed_fields]
         entries.append(TrailEntry(as_utc(review.created_at), f"reviewed: {review.decision_before} → {review.decision_after}",
                                   who=review.reviewer, detail=review.comment, changes=changes,
                                   policy=review.policy_after))
