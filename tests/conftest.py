@@ -121,6 +121,19 @@ def server(stack_env):
 
 
 @pytest.fixture
+def settings(tmp_path, monkeypatch):
+    """Embedded-default settings (SQLite in a fresh data directory), migrated, for in-process apps."""
+    from db.migrate import upgrade
+    from docket.config import Settings
+
+    monkeypatch.delenv("DOCKET_DATABASE_URL", raising=False)
+    monkeypatch.setenv("DOCKET_DATA_DIR", str(tmp_path))
+    s = Settings.from_env()
+    upgrade(s.database_url)
+    return s
+
+
+@pytest.fixture
 def sample():
     def path(name: str) -> Path:
         return SAMPLES / name

@@ -10,22 +10,15 @@ import pytest
 from PIL import Image
 
 from api import create_app
-from db.migrate import upgrade
 from db.models import Job
 from db.session import session_scope
-from docket.config import Settings
 from docket.tenants import create_key
 from tests.documents import encode, pdf, receipt_image
 
 
 @pytest.fixture
-def settings(tmp_path, monkeypatch):
-    monkeypatch.delenv("DOCKET_DATABASE_URL", raising=False)
-    monkeypatch.setenv("DOCKET_DATA_DIR", str(tmp_path))
-    s = dataclasses.replace(Settings.from_env(), max_upload_bytes=2_000_000, max_image_pixels=4_000_000,
-                            max_pdf_pages=3)
-    upgrade(s.database_url)
-    return s
+def settings(settings):
+    return dataclasses.replace(settings, max_upload_bytes=2_000_000, max_image_pixels=4_000_000, max_pdf_pages=3)
 
 
 @pytest.fixture

@@ -7,19 +7,13 @@ import re
 import pytest
 
 from api import create_app
-from db.migrate import upgrade
 from db.session import session_scope
-from docket.config import Settings
 from docket.tenants import create_key, revoke_key
 
 
 @pytest.fixture
-def settings(tmp_path, monkeypatch):
-    monkeypatch.delenv("DOCKET_DATABASE_URL", raising=False)
-    monkeypatch.setenv("DOCKET_DATA_DIR", str(tmp_path))
-    s = dataclasses.replace(Settings.from_env(), login_rate_limit="3/minute")
-    upgrade(s.database_url)
-    return s
+def settings(settings):
+    return dataclasses.replace(settings, login_rate_limit="3/minute")
 
 
 @pytest.fixture

@@ -13,21 +13,10 @@ from PIL import Image
 from api import create_app
 from api.export import COLUMNS
 from db import jobs as job_state
-from db.migrate import upgrade
 from db.models import Decision
 from db.session import session_scope
-from docket.config import Settings
 from docket.tenants import create_key
 from tests.conftest import SAMPLES
-
-
-@pytest.fixture
-def settings(tmp_path, monkeypatch):
-    monkeypatch.delenv("DOCKET_DATABASE_URL", raising=False)
-    monkeypatch.setenv("DOCKET_DATA_DIR", str(tmp_path))
-    s = Settings.from_env()
-    upgrade(s.database_url)
-    return s
 
 
 @pytest.fixture

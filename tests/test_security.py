@@ -12,23 +12,12 @@ from hypothesis import HealthCheck, settings as hsettings
 
 from api import create_app
 from db import jobs as job_state
-from db.migrate import upgrade
 from db.models import Decision, WebhookDelivery
 from db.session import session_scope
-from docket.config import Settings
 from docket.tenants import create_key, revoke_key
 from tests.documents import encode, receipt_image
 
 PNG = encode(receipt_image(date(2026, 1, 5)), "PNG")
-
-
-@pytest.fixture
-def settings(tmp_path, monkeypatch):
-    monkeypatch.delenv("DOCKET_DATABASE_URL", raising=False)
-    monkeypatch.setenv("DOCKET_DATA_DIR", str(tmp_path))
-    s = Settings.from_env()
-    upgrade(s.database_url)
-    return s
 
 
 def make_app(settings, redis_url, **overrides):

@@ -3,12 +3,12 @@ real loopback receiver, signed with the tenant's secret, as soon as they commit.
 from __future__ import annotations
 
 import subprocess
-import time
 
 import pytest
 
 from tests.conftest import DOCKET, ROOT, SAMPLES, Server
 from tests.test_webhooks_delivery import Receiver
+from tests.test_worker_faults import wait_for
 
 
 @pytest.fixture
@@ -16,16 +16,6 @@ def receiver():
     r = Receiver()
     yield r
     r.close()
-
-
-def wait_for(predicate, timeout: float = 60):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError("timed out")
 
 
 def test_job_and_review_events_are_delivered_signed(stack_env, receiver):
@@ -42,7 +32,7 @@ def test_job_and_review_events_are_delivered_signed(stack_env, receiver):
                                 files={"file": ("r.png", (SAMPLES / "receipt-en.png").read_bytes())})
         assert resp.status_code == 202, resp.text
         job = server.wait_job(resp.json()["id"])
-        first = wait_for(lambda: receiver.hits("/hook"))[0]
+        first = wait_for(lambda: receiver.hits("/hook"), 60, "job.succeeded at the receiver")[0]
         assert first["verified"], first["headers"]
         assert first["payload"]["type"] == "job.succeeded" and first["payload"]["data"]["id"] == job["id"]
         assert first["payload"]["data"]["decision"] == job["decision"]
@@ -50,7 +40,8 @@ def test_job_and_review_events_are_delivered_signed(stack_env, receiver):
         review = server.http.post(f"{server.url}/v1/jobs/{job['id']}/reviews", timeout=10,
                                   json={"decision": "reject", "comment": "duplicate of an earlier claim"})
         assert review.status_code == 201, review.text
-        hits = wait_for(lambda: len(receiver.hits("/hook")) >= 2 and receiver.hits("/hook"))
+        hits = wait_for(lambda: len(receiver.hits("/hook")) >= 2 and receiver.hits("/hook"), 60,
+                        "review.updated at the receiver")
         second = hits[1]
         assert second["verified"] and second["payload"]["type"] == "review.updated"
         assert second["payload"]["data"]["decision"] == "reject"
@@ -60,6 +51,7 @@ def test_job_and_review_events_are_delivered_signed(stack_env, receiver):
         listed = server.http.get(f"{server.url}/v1/jobs/{job['id']}/deliveries", timeout=5).json()["deliveries"]
         assert sorted(d["event_type"] for d in listed) == ["job.succeeded", "review.updated"]
         wait_for(lambda: all(d["status"] == "delivered" for d in server.http.get(
-            f"{server.url}/v1/jobs/{job['id']}/deliveries", timeout=5).json()["deliveries"]))
+            f"{server.url}/v1/jobs/{job['id']}/deliveries", timeout=5).json()["deliveries"]), 60,
+            "both deliveries marked delivered")
     finally:
         server.stop()
