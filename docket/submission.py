@@ -14,6 +14,7 @@ from celery import Celery
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from db import documents
 from db.models import DEFAULT_TENANT, Batch, Decision, Document, Job, utcnow
 from db.review_queue import queue_values
 from docket import storage
@@ -70,14 +71,9 @@ def store_document(session: Session, settings: Settings, stream: BinaryIO, filen
         storage.discard(upload)
         raise
     path = storage.keep(upload, settings.documents_dir)
-    document = session.get(Document, upload.sha256)
-    if document is None:
-        document = Document(sha256=upload.sha256, mime_type=info.mime_type, size=upload.size,
-                            page_count=info.page_count, original_filename=filename,
-                            storage_path=str(path.relative_to(settings.documents_dir)))
-        session.add(document)
-        session.flush()
-    return document
+    return documents.add_once(session, sha256=upload.sha256, mime_type=info.mime_type, size=upload.size,
+                              page_count=info.page_count, original_filename=filename,
+                              storage_path=str(path.relative_to(settings.documents_dir)), created_at=utcnow())
 
 
 def check_callback_url(url: str | None) -> str | None:

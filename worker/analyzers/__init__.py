@@ -9,12 +9,16 @@ from __future__ import annotations
 
 import importlib
 import os
+import threading
 
 from worker.analyzers.base import Analysis, Analyzer
 
 _registry: dict[str, type] = {}
 _instances: dict[str, Analyzer] = {}
 _loaded = False
+# Threads of a fresh API process ask for the registry at the same moment: the first loads it
+# under this lock, the others wait for the whole of it (never see it half-filled).
+_lock = threading.RLock()
 
 
 def register(cls):
@@ -26,11 +30,14 @@ def _load() -> None:
     global _loaded
     if _loaded:
         return
-    _loaded = True
-    importlib.import_module("worker.analyzers.ocr")
-    importlib.import_module("worker.analyzers.model")  # cheap: torch loads with the model
-    for module in filter(None, (m.strip() for m in os.environ.get("DOCKET_EXTRA_ANALYZERS", "").split(","))):
-        importlib.import_module(module)
+    with _lock:
+        if _loaded:
+            return
+        importlib.import_module("worker.analyzers.ocr")
+        importlib.import_module("worker.analyzers.model")  # cheap: torch loads with the model
+        for module in filter(None, (m.strip() for m in os.environ.get("DOCKET_EXTRA_ANALYZERS", "").split(","))):
+            importlib.import_module(module)
+        _loaded = True  # only once every module has registered
 
 
 def known() -> list[str]:
@@ -41,13 +48,14 @@ def known() -> list[str]:
 def get_analyzer(name: str) -> Analyzer:
     """One analyzer instance per process: loading OCR or model weights is the slow part."""
     _load()
-    if name not in _instances:
-        try:
-            cls = _registry[name]
-        except KeyError:
-            raise KeyError(f"unknown analyzer {name!r}; known: {', '.join(sorted(_registry))}") from None
-        _instances[name] = cls()
-    return _instances[name]
+    with _lock:
+        if name not in _instances:
+            try:
+                cls = _registry[name]
+            except KeyError:
+                raise KeyError(f"unknown analyzer {name!r}; known: {', '.join(sorted(_registry))}") from None
+            _instances[name] = cls()
+        return _instances[name]
 
 
 __all__ = ["Analysis", "Analyzer", "get_analyzer", "known", "register"]

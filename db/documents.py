@@ -1,0 +1,22 @@
+"""Document rows: content-addressed, so concurrent uploads of the same bytes meet on one row."""
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from db.models import Document
+
+_INSERT = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
+
+
+def add_once(session: Session, **values: Any) -> Document:
+    """Insert the document unless a row with its sha256 exists (another request may be storing
+    the same bytes right now: ON CONFLICT DO NOTHING, never a unique-key error); return the row."""
+    document = session.get(Document, values["sha256"])
+    if document is not None:
+        return document
+    insert = _INSERT[session.get_bind().dialect.name]
+    session.execute(insert(Document).values(**values).on_conflict_do_nothing(index_elements=["sha256"]))
+    return session.get(Document, values["sha256"], populate_existing=True)
