@@ -5,7 +5,10 @@ import tempfile
 
 from flask import Flask, Request
 
+from api import multipart
 from docket.config import Settings
+from docket.errors import NotFound
+from docket.queues import CPU_QUEUE, DELIVER_WEBHOOK_TASK, create_celery
 from docket.rules import default_rules_dir, load_rules
 
 
@@ -19,8 +22,7 @@ def create_app(settings: Settings | None = None, broker_url: str | None = None) 
     app.config["MAX_FORM_PARTS"] = settings.max_batch_files + 100
     settings.uploads_dir.mkdir(parents=True, exist_ok=True)
     app.request_class = _disk_request(str(settings.uploads_dir))
-
-    from worker.celery_app import create_celery
+    multipart.install()
 
     app.extensions["docket"] = {
         "settings": settings,
@@ -34,6 +36,14 @@ def create_app(settings: Settings | None = None, broker_url: str | None = None) 
     from api.limits import init_limits
 
     register_error_handlers(app)
+
+    @app.url_value_preprocessor
+    def _refuse_unprintable_ids(endpoint, values):
+        # Ids are printable; a NUL or control character in a path (a%00b) names nothing, and
+        # must answer 404, not reach the database (Postgres refuses NUL in text: a 500).
+        if values and any(isinstance(v, str) and not v.isprintable() for v in values.values()):
+            raise NotFound("No such resource.")
+
     app.teardown_appcontext(context.close_db)
     for blueprint in (health.bp, openapi.bp, jobs.bp, reviews.bp, documents.bp, export.bp, stats.bp, batches.bp,
                       rules.bp, webhooks.bp):
@@ -53,11 +63,10 @@ def create_app(settings: Settings | None = None, broker_url: str | None = None) 
 def _publish_webhooks_from(celery) -> None:
     """Deliveries recorded by a request (reviews, reused decisions) are queued once it commits."""
     from docket.webhooks.outbox import publish_after_commit
-    from worker.celery_app import CPU_QUEUE
 
     def publish(ids: list[str]) -> None:
         for delivery_id in ids:
-            celery.send_task("docket.deliver_webhook", args=[delivery_id], queue=CPU_QUEUE, retry=False)
+            celery.send_task(DELIVER_WEBHOOK_TASK, args=[delivery_id], queue=CPU_QUEUE, retry=False)
 
     publish_after_commit(publish)
 

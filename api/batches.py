@@ -7,7 +7,7 @@ from sqlalchemy.exc import IntegrityError
 from api import context, idempotency, intake
 from api.auth import authenticate, principal, require
 from api.limits import check_queue_depth
-from api.serialize import batch_json
+from docket.representation import batch_json
 from db import queries
 from db.models import Batch
 from docket import events, submission

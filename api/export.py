@@ -13,7 +13,7 @@ from api import context, job_filters
 from api.auth import authenticate, principal, require
 from db import queries
 from db.queries import JobFilter, as_utc
-from docket.reviews import current_fields
+from docket.representation import current_fields
 
 bp = Blueprint("export", __name__, url_prefix="/v1")
 bp.before_request(authenticate)

@@ -10,6 +10,7 @@ from typing import BinaryIO
 from flask import request
 
 from docket.errors import DocketError
+from docket import submission
 from docket.submission import check_callback_url, resolve_analyzer
 
 @dataclass
@@ -48,7 +49,7 @@ def single_document(max_bytes: int) -> Submitted:
         upload = request.files.get("file")
         if upload is None:
             raise bad_request("Send the document as the multipart field 'file'.", "missing_file")
-        return Submitted(upload.stream, upload.filename or None)
+        return Submitted(upload.stream, submission.clean_filename(upload.filename))
     if request.is_json:
         body = request.get_json(silent=True)
         if not isinstance(body, dict):
@@ -64,7 +65,7 @@ def single_document(max_bytes: int) -> Submitted:
         except (binascii.Error, ValueError):
             raise bad_request("'content_base64' is not valid base64.", "invalid_base64") from None
         filename = body.get("filename")
-        return Submitted(io.BytesIO(data), filename if isinstance(filename, str) else None)
+        return Submitted(io.BytesIO(data), submission.clean_filename(filename) if isinstance(filename, str) else None)
     raise DocketError("Send multipart/form-data with a 'file' field, or JSON with 'content_base64'.",
                       code="unsupported_content_type", status=415, title="Unsupported media type")
 
@@ -76,4 +77,4 @@ def many_documents() -> list[Submitted]:
     uploads = request.files.getlist("files")
     if not uploads:
         raise bad_request("Send the documents as repeated multipart fields 'files'.", "missing_file")
-    return [Submitted(u.stream, u.filename or None) for u in uploads]
+    return [Submitted(u.stream, submission.clean_filename(u.filename)) for u in uploads]

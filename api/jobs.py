@@ -7,7 +7,7 @@ from sqlalchemy.exc import IntegrityError
 from api import context, idempotency, intake, job_filters
 from api.auth import authenticate, principal, require
 from api.limits import check_queue_depth
-from api.serialize import job_json
+from docket.representation import job_json
 from db import queries
 from db.models import Job
 from docket import submission

@@ -6,7 +6,7 @@ from flask import Blueprint, request
 from api import context
 from api.auth import authenticate, principal, require
 from api.jobs import tenant_job
-from api.serialize import job_json, review_json
+from docket.representation import job_json, review_json
 from docket import reviews
 from docket.errors import DocketError
 

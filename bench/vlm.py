@@ -67,7 +67,7 @@ def real_dims_model(out: Path, arch: str) -> Path:
 def documents(n: int):
     from PIL import Image, ImageDraw
 
-    from worker.preprocess import Page, PreparedDocument
+    from docket.pages import Page, PreparedDocument
 
     docs = []
     for i in range(n):

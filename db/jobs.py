@@ -1,11 +1,11 @@
-"""Job state transitions. Each is one conditional UPDATE, so two workers (or a redelivered
-message) racing on the same job cannot both win, on SQLite and Postgres alike."""
+"""Job state changes as stored. Each is one conditional UPDATE, so two workers (or a redelivered
+message) racing on the same job cannot both win, on SQLite and Postgres alike. Nothing here
+commits: docket/lifecycle.py does each transition with its event in one transaction."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta
 
 from sqlalchemy import and_, or_, select, update
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from db.models import Decision, Job, utcnow
@@ -16,9 +16,9 @@ TERMINAL = ("succeeded", "failed")
 
 def claim(session: Session, job_id: str, stale_after: int) -> int | None:
     """Mark the job running for this attempt; returns the attempt number, or None if another
-    worker holds it or it is already finished."""
+    worker holds it or it is already finished. The caller commits."""
     now = utcnow()
-    attempt = session.scalar(
+    return session.scalar(
         update(Job)
         .where(Job.id == job_id,
                or_(Job.status == "queued",
@@ -27,8 +27,6 @@ def claim(session: Session, job_id: str, stale_after: int) -> int | None:
                 error_code=None, error_message=None)
         .returning(Job.attempts)
     )
-    session.commit()
-    return attempt
 
 
 def _owned(job_id: str, attempt: int):
@@ -37,49 +35,34 @@ def _owned(job_id: str, attempt: int):
     return and_(Job.id == job_id, Job.status == "running", Job.attempts == attempt)
 
 
-def succeed(session: Session, job_id: str, attempt: int, decision: Decision) -> bool:
-    """Store the decision and finish the job in one transaction; False when this attempt no
-    longer owns the job or a decision already exists (a redelivery): nothing is written."""
-    try:
-        now = utcnow()
-        tenant_id = session.scalar(update(Job).where(_owned(job_id, attempt))
-                                   .values(status="succeeded", finished_at=now,
-                                           **queue_values(decision.decision, decision.fields, now))
-                                   .returning(Job.tenant_id))
-        if tenant_id is None:
-            session.rollback()
-            return False
-        decision.tenant_id = tenant_id
-        session.add(decision)
-        _record_finished(session, job_id)
-        session.commit()
-        return True
-    except IntegrityError:
-        session.rollback()
+def mark_succeeded(session: Session, job_id: str, attempt: int, decision: Decision) -> bool:
+    """Finish the job and add its decision (the caller commits); False when this attempt no
+    longer owns the job: nothing is written. A second decision for the job (a redelivery)
+    fails at flush with IntegrityError (one decision per job)."""
+    now = utcnow()
+    tenant_id = session.scalar(update(Job).where(_owned(job_id, attempt))
+                               .values(status="succeeded", finished_at=now,
+                                       **queue_values(decision.decision, decision.fields, now))
+                               .returning(Job.tenant_id))
+    if tenant_id is None:
         return False
+    decision.tenant_id = tenant_id
+    session.add(decision)
+    session.flush()
+    return True
 
 
-def fail(session: Session, job_id: str, code: str, message: str, attempt: int | None = None) -> bool:
+def mark_failed(session: Session, job_id: str, code: str, message: str, attempt: int | None = None) -> bool:
+    """Fail the job (only the owning attempt's, when given; else any unfinished one); the caller commits."""
     where = _owned(job_id, attempt) if attempt is not None else and_(Job.id == job_id, Job.status.not_in(TERMINAL))
     result = session.execute(update(Job).where(where).values(
         status="failed", error_code=code, error_message=message[:4000], finished_at=utcnow()))
-    if result.rowcount == 1:
-        _record_finished(session, job_id)
-    session.commit()
     return result.rowcount == 1
 
 
-def _record_finished(session: Session, job_id: str) -> None:
-    # The webhook outbox row must commit with the state change it reports, or not at all.
-    from docket.events import job_finished
-
-    job_finished(session, job_id)
-
-
 def release(session: Session, job_id: str, attempt: int) -> None:
-    """Give the job back to the queue (a transient error; a retry follows)."""
+    """Give the job back to the queue (a transient error; a retry follows). The caller commits."""
     session.execute(update(Job).where(_owned(job_id, attempt)).values(status="queued", enqueued_at=utcnow()))
-    session.commit()
 
 
 def needing_publish(session: Session, *, now: datetime, settle: float, requeue_after: int,

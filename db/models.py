@@ -122,6 +122,8 @@ class Job(Base):
     amount: Mapped[float | None] = mapped_column(Float)  # receipt total or largest contract amount
     decided_at: Mapped[datetime | None]
     reviewed_at: Mapped[datetime | None]
+    # Who issued the invoice and its number ("<issuer>|<number>"), for exact duplicate claims.
+    invoice_key: Mapped[str | None] = mapped_column(String(300))
 
     batch: Mapped[Batch | None] = relationship(back_populates="jobs")
     document: Mapped[Document] = relationship()
@@ -135,6 +137,7 @@ class Job(Base):
         Index("ix_jobs_rule", "rule_name"),
         Index("ix_jobs_tenant_created", "tenant_id", "created_at"),
         Index("ix_jobs_tenant_document", "tenant_id", "document_sha256"),
+        Index("ix_jobs_tenant_invoice", "tenant_id", "invoice_key"),
         Index("ix_jobs_tenant_queue", "tenant_id", "review_rank", "created_at", "id"),
         Index("ix_jobs_tenant_decision_created", "tenant_id", "current_decision", "created_at"),
         Index("ix_jobs_tenant_decided", "tenant_id", "decided_at"),
@@ -161,6 +164,8 @@ class Decision(Base):
     timings: Mapped[dict[str, Any]]
     # The model analyzer's raw output, prompt hash and token counts (None for OCR).
     model_output: Mapped[dict[str, Any] | None]
+    # Where each field came from: embedded_xml, qr, text_layer, ocr or model.
+    sources: Mapped[dict[str, Any] | None]
     text: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 

@@ -26,11 +26,21 @@ def summarize(fields: dict[str, Any] | None) -> tuple[str | None, float | None]:
     return (str(merchant)[:300] if merchant else None), (float(amount) if amount is not None else None)
 
 
+def invoice_key(fields: dict[str, Any] | None) -> str | None:
+    """"<issuer>|<number>" of an invoice or ticket, for exact duplicate claims: the issuer is the
+    seller's tax id, else the invoice code, else the seller's name (whitespace and case folded)."""
+    fields = fields or {}
+    number = "".join(str(fields.get("invoice_number") or "").split()).upper()
+    issuer = next((str(fields[k]) for k in ("seller_tax_id", "invoice_code", "merchant_name") if fields.get(k)), "")
+    issuer = "".join(issuer.split()).upper()
+    return f"{issuer}|{number}"[:300] if number and issuer else None
+
+
 def queue_values(decision: str, fields: dict[str, Any] | None, decided_at: datetime | None = None) -> dict[str, Any]:
     """Column values for a job whose current decision is `decision` with `fields`."""
     merchant, amount = summarize(fields)
     values = {"current_decision": decision, "review_rank": 0 if decision == "needs_review" else 1,
-              "merchant": merchant, "amount": amount}
+              "merchant": merchant, "amount": amount, "invoice_key": invoice_key(fields)}
     if decided_at is not None:
         values["decided_at"] = decided_at
     return values

@@ -7,15 +7,16 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from api.serialize import job_json
+from docket.representation import job_json
 from db.models import Job
 from db.session import session_scope
 from docket import submission
+from docket.analyzers import route
 from docket.config import Settings
 from docket.errors import DocketError
+from docket.queues import create_celery
 from docket.rules import default_rules_dir, load_rules
 from docket.runtime import local_stack
-from worker.celery_app import create_celery
 
 
 def run(files: list[Path], *, rule: str, analyzer: str, workers: int, timeout: float,
@@ -24,7 +25,7 @@ def run(files: list[Path], *, rule: str, analyzer: str, workers: int, timeout: f
     rules = load_rules(settings.rules_dir or default_rules_dir())
     chosen = submission.resolve_rule(rules, rule)
     analyzer = submission.resolve_analyzer(analyzer)
-    _, queue = submission.route(analyzer)  # the model analyzer needs a worker on the gpu queue
+    _, queue = route(analyzer)  # the model analyzer needs a worker on the gpu queue
     started: list = []
     with local_stack(settings, workers=workers, quiet_workers=True, queues=queue, started=started) as settings:
         celery = create_celery(settings)
@@ -82,5 +83,6 @@ def _result(path: str, job: Job) -> dict:
     if job.status == "failed":
         out["error"] = body["error"]
     else:
-        out.update(rule=body["rule"], analyzer=body["analyzer"], timings=body.get("timings"))
+        out.update(rule=body["rule"], analyzer=body["analyzer"], sources=body.get("sources"),
+                   timings=body.get("timings"))
     return out

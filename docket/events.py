@@ -10,7 +10,7 @@ from db.queries import batch_counts
 
 def job_finished(session: Session, job_id: str) -> None:
     """Call after a job reached succeeded/failed, before the commit."""
-    from api.serialize import job_json
+    from docket.representation import job_json
     from docket.webhooks.outbox import record_event
 
     session.flush()

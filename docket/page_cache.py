@@ -10,7 +10,7 @@ from pathlib import Path
 
 from db.models import Document
 from docket.config import Settings
-from worker.preprocess import page_image
+from docket.pages import page_image
 
 # A page nobody opened for this long is deleted; the next view renders it again.
 MAX_IDLE_SECONDS = 7 * 24 * 3600

@@ -12,9 +12,12 @@ from sqlalchemy.orm import Session
 
 from db.models import DECISIONS, Job, Review, utcnow
 from db.review_queue import queue_values
-from docket.errors import DocketError
 from db.queries import as_utc
+from docket import duplicates, invoice_facts
+from docket.errors import DocketError
+from docket.representation import current_fields, job_json
 from docket.rules import Rule, evaluate
+from docket.webhooks.outbox import record_event
 
 MAX_COMMENT = 4000
 
@@ -23,12 +26,6 @@ class InvalidReview(DocketError):
     status = 422
     code = "invalid_review"
     title = "Invalid review"
-
-
-def current_fields(job: Job) -> dict[str, Any]:
-    if job.reviews:
-        return job.reviews[-1].fields_after
-    return job.decision.fields if job.decision is not None else {}
 
 
 def corrected_fields(job: Job, corrections: Any, rule: Rule | None) -> dict[str, Any]:
@@ -57,14 +54,14 @@ def corrected_fields(job: Job, corrections: Any, rule: Rule | None) -> dict[str,
 def policy_on(session: Session, job: Job, fields: dict[str, Any], rule: Rule, duplicate_distance: int) -> dict:
     """The rule's checks applied to `fields` as they were to the analyzer's: same document
     facts, same moment (the job's submission, so age limits do not drift with review time)."""
-    from worker import duplicates
-
     document = job.document
     facts: dict[str, Any] = {"text": job.decision.text or "", "pages": document.page_count,
                              "mime_type": document.mime_type, "filename": job.filename or ""}
     if document.phash and duplicates.read_by(rule):
         facts.update(duplicates.facts(duplicates.earlier_near_duplicates(session, job, document.phash,
                                                                           duplicate_distance)))
+    qr = (job.decision.model_output or {}).get("qr")
+    facts.update(invoice_facts.facts(session, job, fields, qr, with_history=invoice_facts.reads_history(rule)))
     verdict = evaluate(rule, fields, facts, now=as_utc(job.created_at))
     return {"decision": verdict.decision, "reasons": verdict.reasons, "rule_version": rule.version}
 
@@ -96,9 +93,6 @@ def add_review(session: Session, job: Job, *, decision: Any, comment: Any, field
         setattr(job, column, value)
     job.reviewed_at = now
     session.flush()
-
-    from api.serialize import job_json
-    from docket.webhooks.outbox import record_event
 
     record_event(session, tenant_id=job.tenant_id, event_type="review.updated", data=job_json(job),
                  job_id=job.id, batch_id=job.batch_id, callback_url=job.callback_url, now=now)

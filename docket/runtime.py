@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import os
-import signal
 import subprocess
 import sys
 from contextlib import ExitStack, contextmanager
@@ -13,6 +12,7 @@ from typing import Iterator
 from db.migrate import upgrade
 from docket.config import Settings
 from docket.embedded import ensure_redis
+from docket.processes import die_with_parent, stop_process
 
 log = logging.getLogger(__name__)
 
@@ -27,30 +27,6 @@ def start_worker(concurrency: int | None, *, queues: str = "cpu", beat: bool = T
     out = subprocess.DEVNULL if quiet else None
     return subprocess.Popen(cmd, env=env or os.environ.copy(), stdout=out, stderr=out, start_new_session=True,
                             preexec_fn=die_with_parent)
-
-
-def die_with_parent() -> None:
-    """In a child, before exec: Linux sends it SIGTERM when the process that started it dies,
-    even by SIGKILL, so a worker or server Docket started never outlives `docket serve`."""
-    try:
-        import ctypes
-
-        PR_SET_PDEATHSIG = 1
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-    except (OSError, AttributeError):  # not Linux/glibc: the normal shutdown path still stops it
-        pass
-
-
-def stop_process(proc: subprocess.Popen, timeout: float = 15.0) -> None:
-    """Warm shutdown first (Celery finishes or hands back its current job), then force."""
-    if proc.poll() is not None:
-        return
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
 
 
 @contextmanager

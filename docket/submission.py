@@ -17,25 +17,14 @@ from sqlalchemy.orm import Session
 from db import documents
 from db.models import DEFAULT_TENANT, Batch, Decision, Document, Job, utcnow
 from db.review_queue import queue_values
-from docket import storage
+from docket import duplicates, invoice_facts, storage
+from docket.analyzers import known, route
 from docket.config import Settings
 from docket.documents import inspect
 from docket.errors import DocketError
 from docket.rules import Rule
-from worker.celery_app import CPU_QUEUE, GPU_QUEUE
 
 log = logging.getLogger(__name__)
-
-ANALYZE_TASK = "docket.analyze_job"
-# Which task and queue each analyzer's jobs go to: models need a GPU worker, OCR does not.
-# The model analyzer's jobs run the same task (same claim/ack/retry semantics) on GPU workers,
-# which batch the jobs they hold in flight (worker/vlm/batcher.py).
-ROUTES = {"ocr": (ANALYZE_TASK, CPU_QUEUE), "model": (ANALYZE_TASK, GPU_QUEUE)}
-
-
-def route(analyzer: str) -> tuple[str, str]:
-    return ROUTES.get(analyzer, (ANALYZE_TASK, CPU_QUEUE))
-
 
 class UnknownRule(DocketError):
     status = 422
@@ -54,16 +43,33 @@ def resolve_rule(rules: dict[str, Rule], name: str | None) -> Rule:
 
 
 def resolve_analyzer(name: str) -> str:
-    from worker.analyzers import known
-
     if name not in known():
         raise DocketError(f"Unknown analyzer {name!r}; available: {', '.join(known())}.",
                           code="unknown_analyzer", status=422, title="Unknown analyzer")
     return name
 
 
+MAX_FILENAME = 255
+
+
+def clean_filename(name: str | None) -> str | None:
+    """A user's filename, kept but made safe to store and show: no path, no control characters
+    (NUL included), no lone surrogates (undecodable bytes), at most MAX_FILENAME characters
+    (the extension kept). Never fails; None when nothing printable is left."""
+    if not name:
+        return None
+    name = name.replace("\\", "/").rsplit("/", 1)[-1]
+    name = "".join("\ufffd" if 0xD800 <= ord(ch) <= 0xDFFF else ch for ch in name if ch.isprintable()).strip()
+    if len(name) > MAX_FILENAME:
+        stem, dot, ext = name.rpartition(".")
+        ext = dot + ext if dot and 0 < len(ext) <= 16 else ""
+        name = (stem if ext else name)[: MAX_FILENAME - len(ext) - 1] + "…" + ext
+    return name or None
+
+
 def store_document(session: Session, settings: Settings, stream: BinaryIO, filename: str | None) -> Document:
     """Receive, inspect and keep the bytes; returns the (possibly existing) Document row."""
+    filename = clean_filename(filename)
     upload = storage.receive(stream, settings.uploads_dir, settings.max_upload_bytes)
     try:
         info = inspect(upload.temp_path, max_pixels=settings.max_image_pixels, max_pages=settings.max_pdf_pages)
@@ -80,8 +86,11 @@ def check_callback_url(url: str | None) -> str | None:
     """Shape only; where it may point is decided at delivery time by the SSRF guard."""
     if url in (None, ""):
         return None
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname or len(url) > 2000:
+    try:
+        parts = urlsplit(url) if isinstance(url, str) and url.isprintable() else None
+    except ValueError:  # e.g. a bracketed host that is no IPv6 address
+        parts = None
+    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname or len(url) > 2000:
         raise DocketError("callback_url must be an absolute http(s) URL of at most 2000 characters.",
                           code="invalid_callback_url", status=422, title="Invalid callback URL")
     return url
@@ -90,7 +99,7 @@ def check_callback_url(url: str | None) -> str | None:
 def new_job(session: Session, document: Document, rule: Rule, filename: str | None,
             analyzer: str = "ocr", batch: Batch | None = None, tenant_id: str = DEFAULT_TENANT,
             callback_url: str | None = None) -> Job:
-    job = Job(document_sha256=document.sha256, filename=filename, rule_name=rule.name,
+    job = Job(document_sha256=document.sha256, filename=clean_filename(filename), rule_name=rule.name,
               rule_version=rule.version, analyzer=analyzer, status="queued", batch=batch,
               tenant_id=tenant_id, callback_url=callback_url)
     session.add(job)
@@ -100,7 +109,7 @@ def new_job(session: Session, document: Document, rule: Rule, filename: str | No
 
 def depends_on_history(rule: Rule) -> bool:
     """A rule that looks at earlier submissions (duplicates) is not a pure function of the bytes."""
-    return any("document.near_duplicate" in c.expr or "document.duplicate_of" in c.expr for c in rule.checks)
+    return duplicates.read_by(rule) or invoice_facts.reads_history(rule)
 
 
 def cached_decision(session: Session, tenant_id: str, sha256: str, rule: Rule, analyzer: str) -> Decision | None:
@@ -121,7 +130,7 @@ def reuse_decision(session: Session, job: Job, earlier: Decision) -> None:
     for column, value in queue_values(earlier.decision, earlier.fields, now).items():
         setattr(job, column, value)
     session.add(Decision(job_id=job.id, tenant_id=job.tenant_id, decision=earlier.decision, fields=earlier.fields,
-                         reasons=earlier.reasons, confidence=earlier.confidence, evidence=earlier.evidence,
+                         reasons=earlier.reasons, confidence=earlier.confidence, evidence=earlier.evidence, sources=earlier.sources,
                          rule_name=earlier.rule_name, rule_version=earlier.rule_version,
                          analyzer=earlier.analyzer, model=earlier.model,
                          timings={"cached": True, "cached_from": earlier.job_id}, text=earlier.text))

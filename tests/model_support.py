@@ -12,7 +12,7 @@ import os
 from PIL import Image, ImageDraw
 
 from docket.config import ModelSettings
-from worker.preprocess import Page, PreparedDocument
+from docket.pages import Page, PreparedDocument
 
 # Small decoding caps keep random-weight answers short on 2 CPU cores (the grammar is still
 # the rule's schema, only narrower); max_new_tokens leaves room to finish.

@@ -12,7 +12,7 @@ from db.models import Document, Job, Tenant
 from db.session import session_factory
 from docket.rules import default_rules_dir, load_rules
 from tests.documents import receipt_image
-from worker.duplicates import earlier_near_duplicates, hamming, perceptual_hash
+from docket.duplicates import earlier_near_duplicates, hamming, perceptual_hash
 
 
 def test_hamming_matches_imagehash():

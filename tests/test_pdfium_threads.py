@@ -14,7 +14,7 @@ STRESS = textwrap.dedent("""
     from pathlib import Path
     from tests.documents import pdf
     from docket.documents import inspect
-    from worker.preprocess import page_image, prepare
+    from docket.pages import page_image, prepare
     folder = Path(tempfile.mkdtemp())
     paths = []
     for n in range(4):

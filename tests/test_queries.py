@@ -121,9 +121,12 @@ def test_queue_values_summarize_receipts_contracts_and_screenshots():
     assert summarize({"merchant_name": "A", "total": 7}) == ("A", 7.0)
     when = T0
     assert queue_values("needs_review", receipt("A", 1.0), when) == {
-        "current_decision": "needs_review", "review_rank": 0, "merchant": "A", "amount": 1.0, "decided_at": when}
+        "current_decision": "needs_review", "review_rank": 0, "merchant": "A", "amount": 1.0, "decided_at": when,
+        "invoice_key": None}
     assert queue_values("approve", {}) == {"current_decision": "approve", "review_rank": 1, "merchant": None,
-                                           "amount": None}
+                                           "amount": None, "invoice_key": None}
+    assert queue_values("approve", {"seller_tax_id": "91320594MA1MFD7F31", "invoice_number": "2708 6599"}
+                        )["invoice_key"] == "91320594MA1MFD7F31|27086599"
     assert queue_values("reject", None)["review_rank"] == 1
 
 

@@ -12,7 +12,7 @@ from PIL import Image
 
 from api import create_app
 from api.export import COLUMNS
-from db import jobs as job_state
+from docket import lifecycle as job_state
 from db.models import Decision
 from db.session import session_scope
 from docket.tenants import create_key

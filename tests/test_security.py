@@ -11,7 +11,7 @@ import schemathesis
 from hypothesis import HealthCheck, settings as hsettings
 
 from api import create_app
-from db import jobs as job_state
+from docket import lifecycle as job_state
 from db.models import Decision, WebhookDelivery
 from db.session import session_scope
 from docket.tenants import create_key, revoke_key

@@ -9,10 +9,11 @@ from db.models import IdempotencyKey, utcnow
 from db.session import session_scope
 from docket import events, page_cache
 from docket.config import Settings
+from docket.queues import HOUSEKEEPING_TASK
 from worker.celery_app import celery
 
 
-@celery.task(name="docket.housekeeping", acks_late=True)
+@celery.task(name=HOUSEKEEPING_TASK, acks_late=True)
 def housekeeping() -> dict:
     settings = Settings.from_env()
     url = settings.database_url

@@ -6,22 +6,19 @@ lazily and reused by every job the process runs.
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image
+
+from docket.pages import TextLine
 
 _engine = None
 _engine_lock = threading.Lock()
 
 
-@dataclass(frozen=True)
-class OcrLine:
-    """One recognised text line: its text, axis-aligned box (x0, y0, x1, y1) and score."""
-
-    text: str
-    box: tuple[float, float, float, float]
-    score: float
+# One recognised line: text, axis-aligned box (x0, y0, x1, y1), score — the same shape as a
+# PDF's positioned text-layer lines, so extractors read either.
+OcrLine = TextLine
 
 
 def _get_engine():
@@ -35,9 +32,23 @@ def _get_engine():
         return _engine
 
 
+# rapidocr's detector scales the shorter side in steps of 32 px and fails (ResizeImgError) on a
+# page a few pixels thin (a 1x40000 px image, a 14400x1 pt PDF page): such pages are padded.
+MIN_SIDE = 32
+
+
+def _padded(image: Image.Image) -> Image.Image:
+    if min(image.size) >= MIN_SIDE:
+        return image
+    canvas = Image.new("RGB", (max(image.width, MIN_SIDE), max(image.height, MIN_SIDE)), "white")
+    canvas.paste(image, (0, 0))
+    return canvas
+
+
 def recognise(image: Image.Image) -> list[OcrLine]:
     """Read the text lines of an RGB image, in rapidocr's order (top to bottom, roughly)."""
-    result = _get_engine()(np.asarray(image.convert("RGB"))[:, :, ::-1])  # rapidocr wants BGR
+    image = _padded(image.convert("RGB"))
+    result = _get_engine()(np.asarray(image)[:, :, ::-1])  # rapidocr wants BGR
     if result.txts is None:
         return []
     lines = []

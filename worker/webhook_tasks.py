@@ -15,6 +15,7 @@ from sqlalchemy.exc import OperationalError as DatabaseUnavailable
 
 from db.session import session_scope
 from docket.config import Settings
+from docket.queues import DELIVER_WEBHOOK_TASK, SWEEP_WEBHOOKS_TASK
 from docket.webhooks.delivery import attempt_delivery, due_deliveries
 from docket.webhooks.settings import WebhookSettings
 from worker.celery_app import celery
@@ -24,7 +25,7 @@ log = logging.getLogger(__name__)
 SWEEP_BATCH = 500
 
 
-@celery.task(name="docket.deliver_webhook", acks_late=True, ignore_result=True)
+@celery.task(name=DELIVER_WEBHOOK_TASK, acks_late=True, ignore_result=True)
 def deliver_webhook(delivery_id: str) -> str:
     """One attempt at one delivery, if it is still pending and due (idempotent)."""
     database_url = Settings.from_env().database_url
@@ -37,7 +38,7 @@ def deliver_webhook(delivery_id: str) -> str:
         return "deferred"
 
 
-@celery.task(name="docket.sweep_webhooks", acks_late=True, ignore_result=True)
+@celery.task(name=SWEEP_WEBHOOKS_TASK, acks_late=True, ignore_result=True)
 def sweep_webhooks(limit: int = SWEEP_BATCH) -> int:
     """Publish `docket.deliver_webhook` for every pending delivery whose time has come."""
     with session_scope(Settings.from_env().database_url) as session:

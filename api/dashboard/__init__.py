@@ -131,7 +131,7 @@ def job_page(job_id: str):
                            decisions=DECISIONS, next_job=_next_in_queue(job),
                            pages=range(1, min(job.document.page_count or 1, MAX_PAGES_SHOWN) + 1),
                            rule_current=(rule is not None and rule.version == job.rule_version),
-                           can_review=current().can("review"))
+                           can_review=current().can("review"), source_titles=presenters.SOURCE_TITLES)
 
 
 def _next_in_queue(job: Job) -> Job | None:

@@ -8,7 +8,7 @@ from typing import Any
 
 from db.models import Job
 from db.queries import as_utc
-from docket.reviews import current_fields
+from docket.representation import current_fields
 from docket.rules import Rule
 
 SCALAR_TYPES = {"string", "number", "integer"}
@@ -23,10 +23,22 @@ class FieldRow:
     confidence: float | None
     boxes: list[list[float]] = field(default_factory=list)  # [x0, y0, x1, y1, page]
     corrected: bool = False
+    source: str | None = None  # embedded_xml, qr, text_layer, ocr, model; "review" when a person set it
 
     @property
     def multiline(self) -> bool:
         return self.kind == "json" or "\n" in self.shown or len(self.shown) > 80
+
+
+# What each field source means, for the dashboard's tooltips.
+SOURCE_TITLES = {
+    "embedded_xml": "read from the e-invoice's own data (exact)",
+    "qr": "read from the invoice's QR code",
+    "text_layer": "read from the PDF's text",
+    "ocr": "read from the page image (OCR)",
+    "model": "read by the vision-language model",
+    "review": "set by a reviewer",
+}
 
 
 def _shown(value: Any) -> str:
@@ -59,6 +71,8 @@ def field_rows(job: Job, rule: Rule | None) -> list[FieldRow]:
             confidence=(decision.confidence or {}).get(name) if decision else None,
             boxes=[list(b) for b in ((decision.evidence or {}).get(name) or [])] if decision else [],
             corrected=original.get(name) != value,
+            source=("review" if original.get(name) != value and value is not None
+                    else (decision.sources or {}).get(name) if decision and name in fields else None),
         ))
     return rows
 

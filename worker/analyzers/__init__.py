@@ -3,26 +3,29 @@
 Built-in: `ocr` (the CPU default) and `model` (a vision-language model, for GPU workers).
 Extra analyzers register themselves from the modules named in DOCKET_EXTRA_ANALYZERS
 (comma-separated import paths) — how benchmarks plug in their instruments without touching
-production code.
+production code. Registering also declares the name (and queue) in the core's catalogue
+(docket/analyzers.py), which is all the API needs to know of an analyzer.
 """
 from __future__ import annotations
 
 import importlib
-import os
 import threading
 
+from docket import analyzers as catalogue
+from docket.queues import CPU_QUEUE
 from worker.analyzers.base import Analysis, Analyzer
 
 _registry: dict[str, type] = {}
 _instances: dict[str, Analyzer] = {}
 _loaded = False
-# Threads of a fresh API process ask for the registry at the same moment: the first loads it
-# under this lock, the others wait for the whole of it (never see it half-filled).
+# Threads of a fresh process ask for the registry at the same moment: the first loads it under
+# this lock, the others wait for the whole of it (never see it half-filled).
 _lock = threading.RLock()
 
 
 def register(cls):
     _registry[cls.name] = cls
+    catalogue.declare(cls.name, getattr(cls, "queue", CPU_QUEUE))
     return cls
 
 
@@ -35,8 +38,7 @@ def _load() -> None:
             return
         importlib.import_module("worker.analyzers.ocr")
         importlib.import_module("worker.analyzers.model")  # cheap: torch loads with the model
-        for module in filter(None, (m.strip() for m in os.environ.get("DOCKET_EXTRA_ANALYZERS", "").split(","))):
-            importlib.import_module(module)
+        catalogue.load_plugins()
         _loaded = True  # only once every module has registered
 
 

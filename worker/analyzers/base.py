@@ -5,7 +5,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from docket.rules import Rule
-from worker.preprocess import PreparedDocument
+from docket.pages import PreparedDocument
 
 
 @dataclass
@@ -19,8 +19,11 @@ class Analysis:
     proposed_reasons: list[dict] = field(default_factory=list)
     model: str | None = None
     timings: dict[str, float] = field(default_factory=dict)
-    # What a model analyzer records with the decision beyond the fields: raw output, prompt
-    # hash, model identity, token counts (stored as the decision's model_output).
+    # Where each field came from: embedded_xml, qr, text_layer, ocr or model.
+    sources: dict[str, str] = field(default_factory=dict)
+    # What an analyzer records with the decision beyond the fields (stored as the decision's
+    # model_output): a model's raw output, prompt hash, identity and token counts; the OCR
+    # analyzer's decoded invoice QR code (`qr`), which policy checks compare with the fields.
     extra: dict[str, Any] = field(default_factory=dict)
 
 

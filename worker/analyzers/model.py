@@ -15,15 +15,17 @@ from concurrent.futures import TimeoutError as FutureTimeout
 
 from docket.config import Settings
 from docket.errors import DocumentError
+from docket.pages import PreparedDocument
+from docket.queues import GPU_QUEUE
 from docket.rules import Rule
 from worker.analyzers import register
 from worker.analyzers.base import Analysis
-from worker.preprocess import PreparedDocument
 
 
 @register
 class ModelAnalyzer:
     name = "model"
+    queue = GPU_QUEUE
 
     def __init__(self, settings: Settings | None = None):
         self.settings = settings or Settings.from_env()
@@ -79,6 +81,17 @@ class ModelAnalyzer:
             raise DocumentError(str(exc), code="model_out_of_memory") from None
         outcome = interpret(result, request, rule, self.settings.model.max_new_tokens)
         fields = outcome["fields"]
+        sources = {name: "model" for name in fields}
+        if rule.document_type == "receipt":
+            # An e-invoice's own data (OFD, CII/UBL XML, a ZUGFeRD PDF's attachment) is exact:
+            # it wins over what the model read from the page, where the rule has the field.
+            from worker.extract.expense import structured
+
+            data = structured(document)
+            known = rule.fields_schema.get("properties", {})
+            for name, value in (data.fields.items() if data else ()):
+                if name in known:
+                    fields[name], sources[name] = value, "embedded_xml"
         text = document.text_layer or (fields.get("text") if isinstance(fields.get("text"), str) else "")
         extra = {
             "model": engine.identity,
@@ -95,6 +108,7 @@ class ModelAnalyzer:
         }
         return Analysis(
             fields=fields,
+            sources=sources,
             text=text,
             proposed=outcome["proposed"],
             proposed_reasons=outcome["reasons"],

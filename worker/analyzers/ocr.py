@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import time
 
+from docket.pages import PreparedDocument, stacked_lines
 from docket.rules import Rule
 from worker import ocr
 from worker.analyzers import register
 from worker.analyzers.base import Analysis
-from worker.preprocess import PreparedDocument
 
 # A PDF whose text layer has fewer characters than this per page is treated as a scan.
 MIN_TEXT_PER_PAGE = 40
@@ -16,14 +16,7 @@ MIN_TEXT_PER_PAGE = 40
 
 def _ocr_lines(document: PreparedDocument) -> list[ocr.OcrLine]:
     """OCR every prepared page, stacking pages vertically so reading order holds across them."""
-    lines: list[ocr.OcrLine] = []
-    offset = 0.0
-    for page in document.pages:
-        for line in ocr.recognise(page.image):
-            x0, y0, x1, y1 = line.box
-            lines.append(ocr.OcrLine(line.text, (x0, y0 + offset, x1, y1 + offset), line.score))
-        offset += page.image.height
-    return lines
+    return stacked_lines(document.pages, lambda page: ocr.recognise(page.image))
 
 
 def _has_text_layer(document: PreparedDocument) -> bool:
@@ -41,19 +34,17 @@ class OcrAnalyzer:
     model = "rapidocr-3.10.0/PP-OCR"
 
     def analyze(self, document: PreparedDocument, rule: Rule) -> Analysis:
+        if rule.document_type == "receipt":
+            return self._expense(document, rule)
         started = time.perf_counter()
         kind = rule.document_type
-        use_text_layer = kind != "receipt" and _has_text_layer(document)
+        use_text_layer = _has_text_layer(document)
         lines = _text_lines(document.text_layer) if use_text_layer else _ocr_lines(document)
         read_s = time.perf_counter() - started
         text = "\n".join(line.text for line in lines)
 
         started = time.perf_counter()
-        if kind == "receipt":
-            from worker.extract.receipt import extract_receipt
-
-            extraction = extract_receipt(lines, default_currency=rule.default_currency)
-        elif kind == "contract":
+        if kind == "contract":
             from worker.extract.contract import extract_contract
 
             extraction = extract_contract(text)
@@ -64,11 +55,33 @@ class OcrAnalyzer:
         else:
             raise ValueError(f"rule {rule.name} names unknown document type {kind!r}")
         extract_s = time.perf_counter() - started
+        source = "text_layer" if use_text_layer else "ocr"
         return Analysis(
             fields=extraction.fields,
             confidence=extraction.confidence,
             evidence={k: [list(b) for b in v] for k, v in extraction.evidence.items()},
+            sources={name: source for name in extraction.fields},
             text=text,
             model="pdf-text-layer" if use_text_layer else self.model,
             timings={"read_s": round(read_s, 4), "extract_s": round(extract_s, 4)},
+        )
+
+    def _expense(self, document: PreparedDocument, rule: Rule) -> Analysis:
+        """Receipts, invoices and tickets: structured data first, then the page."""
+        from worker.extract.expense import read_expense
+
+        started = time.perf_counter()
+        reading = read_expense(document, ocr.recognise, rule.default_currency)
+        extraction = reading.extraction
+        model = {"embedded_xml": "embedded-invoice-data", "text_layer": "pdf-text-layer"}.get(reading.read_from,
+                                                                                              self.model)
+        return Analysis(
+            fields=extraction.fields,
+            confidence=extraction.confidence,
+            evidence={k: [list(b) for b in v] for k, v in extraction.evidence.items()},
+            sources=extraction.sources,
+            text=reading.text,
+            model=model,
+            timings={"read_s": round(time.perf_counter() - started, 4)},
+            extra={"qr": reading.qr} if reading.qr else {},
         )

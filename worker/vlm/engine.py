@@ -24,7 +24,7 @@ from typing import Any
 
 from docket.config import ModelSettings
 from docket.rules import Rule
-from worker.preprocess import PreparedDocument
+from docket.pages import PreparedDocument
 from worker.vlm.loading import LoadedModel, load
 from worker.vlm.schema import GrammarCache, output_schema, repair
 

@@ -1,9 +1,18 @@
-"""JSON shapes of the API's resources."""
+"""The public representation of jobs, batches and reviews: what the API returns, what webhooks
+carry and what `docket analyze` prints — one shape, built here, rendered by each of them."""
 from __future__ import annotations
+
+from typing import Any
 
 from db.models import Batch, Job, Review
 from db.queries import as_utc
-from docket.reviews import current_fields
+
+
+def current_fields(job: Job) -> dict[str, Any]:
+    """The job's fields as they stand: the latest review's, else the analyzer's."""
+    if job.reviews:
+        return job.reviews[-1].fields_after
+    return job.decision.fields if job.decision is not None else {}
 
 
 def _time(value):
@@ -50,6 +59,7 @@ def job_json(job: Job) -> dict:
             reasons=decision.reasons,
             confidence=decision.confidence,
             evidence=decision.evidence,
+            sources=decision.sources or {},
             rule={"name": decision.rule_name, "version": decision.rule_version},
             analyzer=decision.analyzer,
             model=decision.model,

@@ -1,0 +1,53 @@
+"""A job's lifecycle: each state transition, and the event it emits, in one transaction.
+
+db/jobs.py stores the conditional UPDATEs; this module decides what goes with them. A job that
+reaches `succeeded` or `failed` records its webhook outbox rows (and its batch's completion) in
+the same commit, so an event is never lost or sent for a change that did not happen.
+"""
+from __future__ import annotations
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from db import jobs as stored
+from db.models import Decision
+from docket.events import job_finished
+
+
+def claim(session: Session, job_id: str, stale_after: int) -> int | None:
+    """Mark the job running for a new attempt and commit; the attempt number, or None when
+    another worker holds the job or it is already finished."""
+    attempt = stored.claim(session, job_id, stale_after)
+    session.commit()
+    return attempt
+
+
+def succeed(session: Session, job_id: str, attempt: int, decision: Decision) -> bool:
+    """Store the decision, finish the job and record its event in one transaction; False when
+    this attempt no longer owns the job or a decision already exists (a redelivery)."""
+    try:
+        if not stored.mark_succeeded(session, job_id, attempt, decision):
+            session.rollback()
+            return False
+        job_finished(session, job_id)
+        session.commit()
+        return True
+    except IntegrityError:
+        session.rollback()
+        return False
+
+
+def fail(session: Session, job_id: str, code: str, message: str, attempt: int | None = None) -> bool:
+    """Fail the job with an error code and record its event in one transaction; False when it
+    was not this attempt's (or was already finished)."""
+    failed = stored.mark_failed(session, job_id, code, message, attempt)
+    if failed:
+        job_finished(session, job_id)
+    session.commit()
+    return failed
+
+
+def release(session: Session, job_id: str, attempt: int) -> None:
+    """Give the job back to the queue (a transient error; a retry follows)."""
+    stored.release(session, job_id, attempt)
+    session.commit()

@@ -1,0 +1,31 @@
+"""Child processes Docket starts (workers, the embedded Redis): they die with their parent and
+are stopped politely first, by force if they must."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+
+
+def die_with_parent() -> None:
+    """In a child, before exec: Linux sends it SIGTERM when the process that started it dies,
+    even by SIGKILL, so a worker or server Docket started never outlives `docket serve`."""
+    try:
+        import ctypes
+
+        PR_SET_PDEATHSIG = 1
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):  # not Linux/glibc: the normal shutdown path still stops it
+        pass
+
+
+def stop_process(proc: subprocess.Popen, timeout: float = 15.0) -> None:
+    """Warm shutdown first (Celery finishes or hands back its current job), then force."""
+    if proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()

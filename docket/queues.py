@@ -1,0 +1,56 @@
+"""The task queue's vocabulary and configuration, read by the API, the sweeper and the workers:
+queue names, task names, and the Celery app built from Docket's settings.
+
+The database holds each job's truth; the broker only carries hints that a job is ready. So the
+settings below favour redelivery over loss (acks_late, reject_on_worker_lost) and bound how
+long a lost hint can delay a job (visibility timeout, the sweeper).
+"""
+from __future__ import annotations
+
+from celery import Celery
+
+from docket.config import Settings
+
+CPU_QUEUE = "cpu"
+GPU_QUEUE = "gpu"
+
+# Task names: the API and the sweeper publish by name, so neither imports the worker's code.
+ANALYZE_TASK = "docket.analyze_job"
+SWEEP_TASK = "docket.sweep"
+SWEEP_WEBHOOKS_TASK = "docket.sweep_webhooks"
+DELIVER_WEBHOOK_TASK = "docket.deliver_webhook"
+HOUSEKEEPING_TASK = "docket.housekeeping"
+
+# Modules that define the tasks above; only a worker process imports them.
+TASK_MODULES = ["worker.tasks", "worker.webhook_tasks", "worker.housekeeping"]
+
+
+def create_celery(settings: Settings, broker_url: str | None = None) -> Celery:
+    url = broker_url or settings.redis_url or "redis://127.0.0.1:6379/0"
+    app = Celery("docket", broker=url, include=TASK_MODULES)
+    app.conf.update(
+        task_default_queue=CPU_QUEUE,
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        task_soft_time_limit=settings.task_soft_time_limit,
+        task_time_limit=settings.task_time_limit,
+        task_ignore_result=True,  # results live in the database
+        worker_prefetch_multiplier=1,  # a slow OCR job must not hold others hostage
+        worker_hijack_root_logger=False,
+        broker_connection_timeout=settings.broker_connect_timeout,
+        broker_connection_retry_on_startup=True,
+        broker_transport_options={
+            # A message unacknowledged this long (its worker died) is delivered again.
+            "visibility_timeout": settings.visibility_timeout,
+            "socket_connect_timeout": settings.broker_connect_timeout,
+            "socket_timeout": 10,
+        },
+        beat_schedule={
+            "sweep-jobs": {"task": SWEEP_TASK, "schedule": settings.sweep_interval},
+            "sweep-webhooks": {"task": SWEEP_WEBHOOKS_TASK, "schedule": settings.sweep_interval},
+            "housekeeping": {"task": HOUSEKEEPING_TASK, "schedule": max(settings.sweep_interval, 10.0)},
+        },
+        beat_schedule_filename=str(settings.data_dir / "celerybeat-schedule"),
+        enable_utc=True,
+    )
+    return app

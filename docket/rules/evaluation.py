@@ -1,0 +1,130 @@
+"""Applying a rule to extracted fields: :func:`evaluate` validates the fields
+against the rule's schema, runs every compiled check in a context of its
+own and returns a :class:`Verdict`. Decisions only ever get stricter
+(``approve < needs_review < reject``, see ``DECISIONS`` and ``_stricter``);
+anything that cannot be evaluated becomes ``needs_review``, never
+``approve`` and never an exception.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Iterable
+
+from docket.rules.engine import _cel_error_text
+from docket.rules.messages import _render
+from docket.rules.model import Rule
+from docket.rules.text import _one_line, _truncate
+from docket.rules.values import _cel_type_name, _to_cel, _utc
+
+#: Decisions in increasing severity.
+DECISIONS = ("approve", "needs_review", "reject")
+_SEVERITY = {d: i for i, d in enumerate(DECISIONS)}
+
+_MAX_SCHEMA_REASONS = 20
+
+
+@dataclass
+class Verdict:
+    decision: str
+    reasons: list[dict]
+
+    def to_dict(self) -> dict:
+        return {"decision": self.decision, "reasons": [dict(r) for r in self.reasons]}
+
+
+def _clean(value: Any) -> Any:
+    """Drop ``None`` and ``""`` map entries, recursively: a field not found is absent."""
+    if isinstance(value, Mapping):
+        return {k: _clean(v) for k, v in value.items() if v is not None and v != ""}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    return value
+
+
+def _stricter(a: str, b: str) -> str:
+    return a if _SEVERITY[a] >= _SEVERITY[b] else b
+
+
+def evaluate(
+    rule: Rule,
+    fields: dict,
+    document: dict,
+    *,
+    now: _dt.datetime | None = None,
+    proposed: str = "approve",
+    proposed_reasons: Iterable[dict] = (),
+) -> Verdict:
+    """Apply ``rule`` to extracted ``fields``; see the :mod:`docket.rules` docstring for semantics."""
+    if proposed not in _SEVERITY:
+        raise ValueError(f"proposed decision must be one of {DECISIONS}, got {proposed!r}")
+    tag = {"rule": rule.name, "rule_version": rule.version}
+    decision = proposed
+    reasons: list[dict] = []
+    for reason in proposed_reasons or ():
+        reasons.append({**tag, **dict(reason)})
+
+    def add(check: str, outcome: str, message: str) -> None:
+        nonlocal decision
+        decision = _stricter(decision, outcome)
+        reasons.append({"check": check, "outcome": outcome, "message": message, **tag})
+
+    if isinstance(fields, Mapping):
+        cleaned = _clean(fields)
+    else:
+        cleaned = {}
+        add("schema:$", "needs_review", f"extracted fields must be an object, got {type(fields).__name__}")
+
+    for name in rule.required_fields:
+        if name not in cleaned:
+            add(f"required:{name}", "needs_review", f"required field {name} was not found")
+
+    try:
+        errors = [
+            e
+            for e in rule.validator().iter_errors(cleaned)
+            if not (e.validator == "required" and not e.absolute_path)  # reported as required:<field>
+        ]
+    except Exception as exc:  # pragma: no cover - defensive (e.g. recursion on odd input)
+        errors = []
+        add("schema:$", "needs_review", f"could not validate fields: {_one_line(exc)}")
+    errors.sort(key=lambda e: [str(p) for p in e.absolute_path])
+    for error in errors[:_MAX_SCHEMA_REASONS]:
+        where = "/".join(str(p) for p in error.absolute_path) or "$"
+        add(f"schema:{where}", "needs_review", f"field {where} is invalid: {_truncate(error.message)}")
+    if len(errors) > _MAX_SCHEMA_REASONS:
+        add("schema:$", "needs_review", f"{len(errors) - _MAX_SCHEMA_REASONS} more schema errors not shown")
+
+    document = _clean(document) if isinstance(document, Mapping) else {}
+    moment = _utc(now) if now is not None else _dt.datetime.now(_dt.timezone.utc)
+    # cel.Context is not thread-safe: each evaluation has one to itself (see
+    # Rule._take_context); the compiled programs are immutable and shared.
+    context = rule._take_context()
+    try:
+        try:
+            context.add_variable("fields", _to_cel(cleaned, numbers_as_double=True))
+            context.add_variable("document", _to_cel(document, numbers_as_double=False))
+            context.add_variable("now", moment)
+        except Exception as exc:  # pragma: no cover - defensive: _to_cel only produces convertible values
+            for check in rule.checks:
+                add(check.id, "needs_review", f"could not evaluate: {_cel_error_text(exc)}")
+            return Verdict(decision=decision, reasons=reasons)
+        for check in rule.checks:
+            try:
+                result = check.runner().execute(context)
+            except Exception as exc:  # any evaluation error: never crash
+                add(check.id, "needs_review", f"could not evaluate: {_cel_error_text(exc)}")
+                continue
+            if not isinstance(result, bool):
+                kind = _cel_type_name(result)
+                add(check.id, "needs_review", f"could not evaluate: expression returned {kind}, not bool")
+            elif not result:
+                add(check.id, check.outcome, _render(check.message, rule.params, cleaned, document))
+    finally:
+        # don't keep the document alive in an idle context
+        context.add_variable("fields", None)
+        context.add_variable("document", None)
+        rule._contexts.append(context)
+    return Verdict(decision=decision, reasons=reasons)
