@@ -1,13 +1,20 @@
 """Field-extraction accuracy on the development sets, scored as the project's owners score it.
 
     .venv/bin/python bench/accuracy.py [--data ../shared/data] [--limit N] [--jobs 2] [--json]
+                                       [--only receipts|contracts|fapiao-images|fapiao-originals|zugferd|tickets]
 
-Receipts (`sroie-dev`): each image is opened, EXIF-rotated, converted to RGB, read with
-`worker.ocr.recognise` (a pool of --jobs processes) and passed to
-`extract_receipt(lines, default_currency="MYR")`. Contracts (`contracts-dev`): the text layer
-of every page (pypdfium2) goes to `worker.extract.contract.extract_contract`. Scoring follows
-`../shared/data/README.md` (see bench/scoring.py). Prints a table per dataset with per-field
-accuracy and the mean; --json prints one machine-readable summary instead.
+Expense documents go exactly the way the CPU analyzer reads them
+(`worker.extract.expense.read_expense`: the file's own data first, then the page — text layer
+or OCR — by document kind), in a pool of --jobs processes:
+- `sroie-dev` receipts (JPEG, default currency MYR);
+- `cn-fapiao-dev` Chinese VAT invoices twice: from the page images (PNG: OCR + QR code) and
+  from the originals (PDF text layer / OFD data), reported per format too;
+- `zugferd-dev` ZUGFeRD/Factur-X PDFs (their embedded XML);
+- `cn-train-tickets-dev` railway ticket photos (two only: a smoke test, not a figure).
+Contracts (`contracts-dev`): the text layer of every page (pypdfium2) goes to
+`worker.extract.contract.extract_contract`. Scoring follows `../shared/data/README.md` (see
+bench/scoring.py). Prints a table per dataset with per-field accuracy and the mean; --json
+prints one machine-readable summary instead.
 
 `--data` is resolved against the project root when relative (also accepted: a path relative to
 the current directory, or an absolute one).
@@ -29,9 +36,13 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from bench.scoring import (  # noqa: E402
+    FAPIAO_FIELDS,
     KLEISTER_FIELDS,
     SROIE_FIELDS,
+    TICKET_FIELDS,
+    ZUGFERD_FIELDS,
     aggregate,
+    score_fields,
     score_kleister_document,
     score_sroie_document,
 )
@@ -39,6 +50,11 @@ from bench.scoring import (  # noqa: E402
 DEFAULT_DATA = "../shared/data"
 RECEIPTS = "sroie-dev"
 CONTRACTS = "contracts-dev"
+FAPIAO = "cn-fapiao-dev"
+ZUGFERD = "zugferd-dev"
+TICKETS = "cn-train-tickets-dev"
+MIME = {".pdf": "application/pdf", ".ofd": "application/ofd", ".xml": "application/xml", ".png": "image/png",
+        ".jpg": "image/jpeg", ".jpeg": "image/jpeg"}
 
 
 class DataMissing(RuntimeError):
@@ -95,74 +111,93 @@ def _init_ocr_worker() -> None:
         pass
 
 
-def ocr_receipt(path: str) -> tuple[str, list, float, str | None]:
-    """(path, OCR lines, seconds, error) for one receipt image: EXIF rotation, RGB, recognise."""
-    from PIL import Image, ImageOps
-
+def read_document(task: tuple[str, str | None]) -> tuple[str, dict, float, str | None]:
+    """(path, fields, seconds, error) for one document read as the CPU analyzer reads it."""
+    path, default_currency = task
+    from docket.pages import prepare
+    from worker.extract.expense import read_expense
     from worker.ocr import recognise
 
     started = time.perf_counter()
     try:
-        with Image.open(path) as img:
-            image = ImageOps.exif_transpose(img).convert("RGB")
-        lines = recognise(image)
-        return path, lines, time.perf_counter() - started, None
+        document = prepare(Path(path), MIME[Path(path).suffix.lower()], max_side=2560, max_pages=10)
+        fields = read_expense(document, recognise, default_currency).extraction.fields
+        return path, fields, time.perf_counter() - started, None
     except Exception as exc:  # one bad file must not stop the run; it scores as all wrong
-        return path, [], time.perf_counter() - started, f"{type(exc).__name__}: {exc}"
+        return path, {}, time.perf_counter() - started, f"{type(exc).__name__}: {exc}"
+
+
+def read_all(paths: list[str], jobs: int, default_currency: str | None) -> list[tuple]:
+    jobs = max(1, int(jobs))
+    tasks = [(p, default_currency) for p in paths]
+    if jobs == 1:
+        _init_ocr_worker()
+        return [read_document(t) for t in tasks]
+    ctx = multiprocessing.get_context("fork" if sys.platform.startswith("linux") else "spawn")
+    # largest files first, so that no big image is left alone at the end of the run
+    order = sorted(tasks, key=lambda t: -os.path.getsize(t[0]))
+    with ctx.Pool(jobs, initializer=_init_ocr_worker) as pool:
+        by_path = {r[0]: r for r in pool.imap_unordered(read_document, order, chunksize=1)}
+    return [by_path[p] for p in paths]
+
+
+def _summary(dataset: str, folder: Path, documents: list[dict], per_doc: list, field_names, started: float,
+             **extra) -> dict[str, Any]:
+    summary = aggregate(per_doc, field_names)
+    return {"dataset": dataset, "path": str(folder), "documents": len(documents),
+            "errors": sum(1 for d in documents if d["error"]), "fields": summary["fields"],
+            "counts": summary["counts"], "mean": summary["mean"],
+            "seconds": round(time.perf_counter() - started, 2), "per_document": documents, **extra}
 
 
 def measure_receipts(data: str | os.PathLike | None = None, limit: int | None = None, jobs: int = 2,
                      default_currency: str = "MYR") -> dict[str, Any]:
-    """OCR + extract every receipt of sroie-dev and score it. Returns the summary dict."""
-    from worker.extract.receipt import extract_receipt
-
+    """Read every receipt of sroie-dev as the analyzer does and score it. Returns the summary."""
     folder = resolve_data(data) / RECEIPTS
     if not folder.is_dir():
         raise DataMissing(f"{folder} not found")
     records = read_labels(folder, limit)
-    paths = [str(folder / rec["file"]) for rec in records]
     started = time.perf_counter()
-    jobs = max(1, int(jobs))
-    if jobs == 1:
-        _init_ocr_worker()
-        results = [ocr_receipt(p) for p in paths]
-    else:
-        ctx = multiprocessing.get_context("fork" if sys.platform.startswith("linux") else "spawn")
-        # largest files first, so that no big image is left alone at the end of the run
-        order = sorted(paths, key=lambda p: -os.path.getsize(p))
-        with ctx.Pool(jobs, initializer=_init_ocr_worker) as pool:
-            by_path = {r[0]: r for r in pool.imap_unordered(ocr_receipt, order, chunksize=1)}
-        results = [by_path[p] for p in paths]
-    ocr_s = time.perf_counter() - started
-
-    per_doc = []
-    documents = []
-    for rec, (path, lines, seconds, error) in zip(records, results):
-        extraction = extract_receipt(lines, default_currency=default_currency)
-        scores = score_sroie_document(rec["fields"], extraction.fields)
+    results = read_all([str(folder / rec["file"]) for rec in records], jobs, default_currency)
+    per_doc, documents = [], []
+    for rec, (path, fields, seconds, error) in zip(records, results):
+        scores = score_sroie_document(rec["fields"], fields)
         per_doc.append(scores)
-        documents.append({
-            "file": rec["file"],
-            "ocr_s": round(seconds, 3),
-            "error": error,
-            "correct": scores,
-            "label": {k: rec["fields"].get(k) for k in SROIE_FIELDS},
-            "predicted": {k: extraction.fields.get(f) for k, f in SROIE_FIELDS.items()},
-        })
-    summary = aggregate(per_doc, SROIE_FIELDS)
-    return {
-        "dataset": RECEIPTS,
-        "path": str(folder),
-        "documents": len(records),
-        "errors": sum(1 for d in documents if d["error"]),
-        "fields": summary["fields"],
-        "counts": summary["counts"],
-        "mean": summary["mean"],
-        "seconds": round(time.perf_counter() - started, 2),
-        "ocr_seconds": round(ocr_s, 2),
-        "jobs": jobs,
-        "per_document": documents,
-    }
+        documents.append({"file": rec["file"], "read_s": round(seconds, 3), "error": error, "correct": scores,
+                          "label": {k: rec["fields"].get(k) for k in SROIE_FIELDS},
+                          "predicted": {k: fields.get(f) for k, f in SROIE_FIELDS.items()}})
+    return _summary(RECEIPTS, folder, documents, per_doc, SROIE_FIELDS, started, jobs=jobs)
+
+
+def measure_expense_set(dataset: str, spec: dict, *, data=None, limit: int | None = None, jobs: int = 2,
+                        originals: bool = False, implied: dict | None = None, name: str | None = None) -> dict[str, Any]:
+    """Read every document of an invoice/ticket set (`originals`: the PDF/OFD beside each page
+    image) and score it field by field. `implied`: label values the set's README states once
+    for all documents (Chinese invoices and tickets are in CNY)."""
+    folder = resolve_data(data) / dataset
+    if not folder.is_dir():
+        raise DataMissing(f"{folder} not found")
+    records = read_labels(folder, limit)
+    files = [rec.get("original_file", rec["file"]) if originals else rec["file"] for rec in records]
+    started = time.perf_counter()
+    results = read_all([str(folder / f) for f in files], jobs, None)
+    per_doc, documents, by_format = [], [], {}
+    for rec, file, (path, fields, seconds, error) in zip(records, files, results):
+        labels = {**(implied or {}), **rec["fields"]}
+        scores = score_fields(spec, labels, fields)
+        per_doc.append(scores)
+        by_format.setdefault(Path(file).suffix.lower().lstrip("."), []).append(scores)
+        documents.append({"file": file, "read_s": round(seconds, 3), "error": error, "correct": scores,
+                          "label": {k: labels.get(k) for k in spec},
+                          "predicted": {k: _get(fields, p) for k, (p, _) in spec.items()}})
+    formats = {fmt: aggregate(rows, spec)["fields"] for fmt, rows in by_format.items()} if len(by_format) > 1 else {}
+    return _summary(name or dataset, folder, documents, per_doc, spec, started, jobs=jobs, by_format=formats)
+
+
+def _get(fields: dict, path: str):
+    from bench.scoring import field_value
+
+    return field_value(fields, path)
 
 
 # --------------------------------------------------------------------------------------------
@@ -250,8 +285,10 @@ def print_table(result: dict[str, Any], show_failures: bool = False, out=sys.std
     for name, acc in result["fields"].items():
         print(f"  {name:<16}{_fmt(acc):>9}{result['counts'][name]:>8}", file=out)
     print(f"  {'mean':<16}{_fmt(result['mean']):>9}", file=out)
+    for fmt, fields in (result.get("by_format") or {}).items():
+        print(f"  {fmt}: " + ", ".join(f"{k} {_fmt(v).strip()}" for k, v in fields.items() if v is not None), file=out)
     if show_failures:
-        key = "correct" if result["dataset"] == RECEIPTS else "score"
+        key = "score" if result["dataset"] == CONTRACTS else "correct"
         for doc in result["per_document"]:
             for name, ok in doc[key].items():
                 if float(ok) < 1.0:
@@ -263,7 +300,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data", default=DEFAULT_DATA, help="shared data folder (default ../shared/data, from the project root)")
     ap.add_argument("--limit", type=int, default=None, help="only the first N documents of each set")
     ap.add_argument("--jobs", type=int, default=2, help="OCR worker processes (default 2)")
-    ap.add_argument("--only", choices=["receipts", "contracts"], default=None, help="measure one set only")
+    ap.add_argument("--only", choices=["receipts", "contracts", "fapiao-images", "fapiao-originals", "zugferd", "tickets"],
+                    default=None, help="measure one set only")
     ap.add_argument("--failures", action="store_true", help="list every wrong field")
     ap.add_argument("--json", action="store_true", help="print a machine-readable summary")
     args = ap.parse_args(argv)
@@ -279,6 +317,18 @@ def main(argv: list[str] | None = None) -> int:
         results.append(measure_receipts(args.data, args.limit, args.jobs))
     if args.only in (None, "contracts"):
         results.append(measure_contracts(args.data, args.limit))
+    cny = {"currency": "CNY"}
+    if args.only in (None, "fapiao-images"):
+        results.append(measure_expense_set(FAPIAO, FAPIAO_FIELDS, data=args.data, limit=args.limit, jobs=args.jobs,
+                                           implied=cny, name=FAPIAO + " (page images)"))
+    if args.only in (None, "fapiao-originals"):
+        results.append(measure_expense_set(FAPIAO, FAPIAO_FIELDS, data=args.data, limit=args.limit, jobs=args.jobs,
+                                           originals=True, implied=cny, name=FAPIAO + " (PDF/OFD originals)"))
+    if args.only in (None, "zugferd"):
+        results.append(measure_expense_set(ZUGFERD, ZUGFERD_FIELDS, data=args.data, limit=args.limit, jobs=args.jobs))
+    if args.only in (None, "tickets"):
+        results.append(measure_expense_set(TICKETS, TICKET_FIELDS, data=args.data, limit=args.limit, jobs=args.jobs,
+                                           implied=cny))
 
     if args.json:
         summary = {

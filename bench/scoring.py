@@ -212,3 +212,92 @@ def aggregate(per_document: Iterable[Mapping[str, float | bool]], field_names: I
         "counts": counts,
         "mean": (sum(present) / len(present)) if present else None,
     }
+
+
+# --------------------------------------------------------------------------------------------
+# Invoices and tickets (cn-fapiao-dev, zugferd-dev, cn-train-tickets-dev): label name -> how our
+# fields carry it. Strings exact after removing whitespace (ids also upper-cased), names exact
+# after removing whitespace (case kept, full-width brackets as printed), dates as ISO calendar
+# dates, numbers to 0.01. A field absent from a label is left out.
+
+def _nows(value: Any) -> str:
+    return "".join(str(value or "").split())
+
+
+def _money(value: Any) -> Decimal | None:
+    return parse_decimal(value)
+
+
+def _iso(value: Any) -> _dt.date | None:
+    try:
+        return _dt.date.fromisoformat(str(value)[:10])
+    except ValueError:
+        return None
+
+
+def _same(kind: str, label: Any, predicted: Any) -> bool:
+    if predicted is None:
+        return False
+    if kind == "id":
+        return _nows(label).upper() == _nows(predicted).upper()
+    if kind == "name":
+        return _nows(label) == _nows(predicted)
+    if kind == "date":
+        return _iso(label) is not None and _iso(label) == _iso(predicted)
+    if kind == "money":
+        a, b = _money(label), _money(predicted)
+        return a is not None and b is not None and abs(a - b) <= Decimal("0.01")
+    raise ValueError(kind)
+
+
+# label name -> (our field path, comparison)
+FAPIAO_FIELDS: dict[str, tuple[str, str]] = {
+    "seller_name": ("merchant_name", "name"),
+    "issue_date": ("transaction_date", "date"),
+    "total_amount": ("total", "money"),
+    "currency": ("currency", "id"),
+    "buyer_name": ("buyer_name", "name"),
+    "seller_tax_id": ("seller_tax_id", "id"),
+    "buyer_tax_id": ("buyer_tax_id", "id"),
+    "invoice_number": ("invoice_number", "id"),
+    "invoice_code": ("invoice_code", "id"),
+    "amount_excl_tax": ("subtotal", "money"),
+    "tax_amount": ("tax", "money"),
+}
+ZUGFERD_FIELDS: dict[str, tuple[str, str]] = {
+    "seller_name": ("merchant_name", "name"),
+    "issue_date": ("transaction_date", "date"),
+    "grand_total": ("total", "money"),
+    "currency": ("currency", "id"),
+    "buyer_name": ("buyer_name", "name"),
+    "invoice_number": ("invoice_number", "id"),
+    "tax_total": ("tax", "money"),
+}
+TICKET_FIELDS: dict[str, tuple[str, str]] = {
+    "date_iso": ("transaction_date", "date"),
+    "price": ("total", "money"),
+    "starting_station": ("travel.from", "name"),
+    "destination_station": ("travel.to", "name"),
+    "train_num": ("travel.train_number", "id"),
+    "ticket_grade": ("travel.seat_class", "name"),
+}
+
+
+def field_value(fields: Mapping[str, Any], path: str) -> Any:
+    value: Any = fields
+    for part in path.split("."):
+        value = value.get(part) if isinstance(value, Mapping) else None
+    return value
+
+
+def score_fields(spec: Mapping[str, tuple[str, str]], labels: Mapping[str, Any],
+                 predicted: Mapping[str, Any]) -> dict[str, bool]:
+    """Per label field: correct or not (fields absent from the label are left out)."""
+    out = {}
+    for name, (path, kind) in spec.items():
+        label = labels.get(name)
+        if label is None or label == "":
+            continue
+        out[name] = _same(kind, label, field_value(predicted, path))
+    return out
+
