@@ -325,3 +325,78 @@ def test_find_amounts():
     assert vals("Date 30.03.2018") == []  # a date, not 30.03
     assert vals("Qty 3") == []  # a bare integer is not money
     assert vals("GST @6%: $0.46") == [0.46]
+
+
+# --------------------------------------------------------------------------------------------
+# Address and name: OCR slips the printed text does not have, and the extent of the blocks
+
+
+def _address_of(rows: list) -> str:
+    return extract_receipt(layout(rows), default_currency="MYR").fields["merchant_address"]
+
+
+def test_postcode_glued_to_the_town_is_split():
+    rows = ["RESTAURANT MAJU", "13, JLN TASIK UTAMA 8", "MEDAN NIAGA DAMAI", "57000KL", "TEL: 03-1234 5678"]
+    assert _address_of(rows) == "13, JLN TASIK UTAMA 8 MEDAN NIAGA DAMAI 57000 KL"
+
+
+def test_street_abbreviation_glued_to_its_name_is_split():
+    rows = ["KEDAI MAJU S/B", "LOT 5, JALAN ANGSA,", "1558-TMNPUSAT KEPONG", "GST ID: 000123456789"]
+    assert _address_of(rows) == "LOT 5, JALAN ANGSA, 1558-TMN PUSAT KEPONG"
+
+
+def test_words_glued_in_mixed_case_type_are_split_but_names_are_not():
+    rows = ["Kedai Maju Sdn Bhd", "No. 1 Jalan Euro 1", "Sungai Buloh Seksyen U3Shah Alam", "Tel: 03-1234 5678"]
+    assert _address_of(rows) == "No. 1 Jalan Euro 1 Sungai Buloh Seksyen U3 Shah Alam"
+    rows = ["Kedai Maju Sdn Bhd", "Lot 2, McDonald's Building,", "47400 Petaling Jaya", "Tel: 03-1234 5678"]
+    assert _address_of(rows) == "Lot 2, McDonald's Building, 47400 Petaling Jaya"
+
+
+def test_house_number_glued_to_no_is_split():
+    rows = ["SYARIKAT MAJU", "NO290, JALAN AIR PANAS,", "53200 KUALA LUMPUR.", "TEL:03-40210276"]
+    assert _address_of(rows) == "NO 290, JALAN AIR PANAS, 53200 KUALA LUMPUR."
+
+
+def test_street_abbreviations_read_with_i_for_l_are_fixed():
+    rows = ["KEDAI MAJU SDN BHD", "No: G3, BIk G, JIn PJU 1A/3, Jalan Bin Ali,", "47301 Petaling Jaya", "Tel: 03-1234 5678"]
+    assert _address_of(rows) == "No: G3, Blk G, Jln PJU 1A/3, Jalan Bin Ali, 47301 Petaling Jaya"
+
+
+def test_full_stop_after_a_number_in_an_address_is_a_comma():
+    rows = ["KEDAI MAJU SDN BHD", "NO.32 & 33. JALAN SR 1/9, SEKSYEN 9. TAMAN RAYA,", "8, JALAN JASA 3. 40150 SHAH ALAM", "TEL: 03-1234 5678"]
+    assert _address_of(rows) == "NO.32 & 33, JALAN SR 1/9, SEKSYEN 9, TAMAN RAYA, 8, JALAN JASA 3, 40150 SHAH ALAM"
+
+
+def test_address_without_commas_had_them_read_as_full_stops():
+    rows = ["KEDAI MAJU SDN BHD", "NO.32 & 33. JALAN SR 1/9. SEKSYEN 9.", "TAMAN SERDANG RAYA.", "43300 SERI KEMBANGAN. SELANGOR", "GST ID : 002139201536"]
+    assert _address_of(rows) == "NO.32 & 33, JALAN SR 1/9, SEKSYEN 9, TAMAN SERDANG RAYA, 43300 SERI KEMBANGAN, SELANGOR"
+    # an address that does print commas keeps a full stop it prints after a word
+    rows = ["ABC TRADING", "NO.2&4, JALAN HARMONI 3/2,", "TAMAN DESA HARMONI.", "81100 JOHOR BAHRU. JOHOR", "07-355 2616"]
+    assert _address_of(rows) == "NO.2&4, JALAN HARMONI 3/2, TAMAN DESA HARMONI. 81100 JOHOR BAHRU. JOHOR"
+
+
+def test_sdn_bhd_abbreviation_read_as_digits_is_fixed():
+    rows = ["99 SPEED MART 5/8 (519537-X)", "LOT P.T. 2811, JALAN ANGSA,", "41150 KLANG, SELANGOR", "GST ID. NO: 000181747712"]
+    assert extract_receipt(layout(rows)).fields["merchant_name"] == "99 SPEED MART S/B"
+
+
+def test_name_wrapped_over_three_rows_of_the_same_type_ends_at_its_suffix():
+    rows = ["AIK HUAT HARDWARE", "ENTERPRISE (SETIA", "ALAM) SDN BHD", "822737-X", "NO. 17-G, JALAN SETIA INDAH",
+            "40170 SHAH ALAM", "TEL: 012-6651783"]
+    f = extract_receipt(layout(rows)).fields
+    assert f["merchant_name"] == "AIK HUAT HARDWARE ENTERPRISE (SETIA ALAM) SDN BHD"
+    assert f["merchant_address"] == "NO. 17-G, JALAN SETIA INDAH 40170 SHAH ALAM"
+    # without a suffix row below, a second row of the same type is not joined
+    rows = ["MAJU HARDWARE", "QUALITY TOOLS", "NO 12, JALAN 3,", "43000 KAJANG", "TEL 012-3456789"]
+    assert extract_receipt(layout(rows)).fields["merchant_name"] == "MAJU HARDWARE"
+
+
+def test_tagline_above_a_numbered_address_is_not_part_of_it():
+    rows = ["MAJU HARDWARE", "MACHINERY & TOOLS", "NO 12, JALAN 3,", "43000 KAJANG", "TEL 012-3456789"]
+    assert _address_of(rows) == "NO 12, JALAN 3, 43000 KAJANG"
+    # a building's name above the house number is part of the address
+    rows = ["MAJU HARDWARE", "WISMA MAJU", "NO 12, JALAN 3,", "43000 KAJANG", "TEL 012-3456789"]
+    assert _address_of(rows) == "WISMA MAJU NO 12, JALAN 3, 43000 KAJANG"
+    # and an address that does not start with its number keeps the line below the name
+    rows = ["CAFE MAJU", "Car Park Office", "Basement 1, Lebuhraya Sprint,", "47400 Petaling Jaya", "Tel: 03-1234 5678"]
+    assert _address_of(rows) == "Car Park Office Basement 1, Lebuhraya Sprint, 47400 Petaling Jaya"

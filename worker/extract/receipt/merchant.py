@@ -48,6 +48,12 @@ _ADDR_WORD_RE = re.compile(
     r"|(?<![\d-])\d{5,6}(?![\d-])"
     r"|[省市区區县縣镇鎮村]|路|街|号|號|大道|大厦|大廈|广场|廣場"
 )
+_HOUSE_NO_RE = re.compile(
+    r"^(?:NO\b|NO\.|NO:|LOT\b|[A-Z]?-?\d+[A-Z]?(?:-\d+)*[A-Z]?\s*[,.]|\d+[A-Z]?\s+(?:JALAN|JLN|LORONG|LRG)\b)"
+)
+_BUILDING_RE = re.compile(
+    r"\b(?:WISMA|MENARA|KOMPLEKS|COMPLEX|BANGUNAN|GEDUNG|PLAZA|MALL|TOWER|BUILDING|BLDG|ARCADE|SQUARE|PUSAT)\b"
+)
 _ADDR_LABEL_RE = re.compile(r"^(?:ADDRESS|ADDR|ALAMAT|地址|店址)\s*[:：]?\s*", re.IGNORECASE)
 _NAME_LABEL_RE = re.compile(r"^(?:MERCHANT(?:\s+NAME)?|STORE(?:\s+NAME)?|SHOP(?:\s+NAME)?|商户名称|商戶名稱|商户|商戶|店名|商家)\s*[:：]\s*", re.IGNORECASE)
 
@@ -166,6 +172,9 @@ def _split_glued(token: str) -> str:
 _SUFFIX_FIX_RE = re.compile(r"\b(SDN\.?\s*)(?!BHD\b)[ABDPR8]H[DO0]\b")
 
 
+_SB_FIX_RE = re.compile(r"(?<=\s)(?!S/B)[S5]/[B8]\.?$")
+
+
 def _clean_name(text: str) -> str:
     text = _norm(text)
     text = _NAME_LABEL_RE.sub("", text)
@@ -175,6 +184,7 @@ def _clean_name(text: str) -> str:
         text = _TRAILING_REGNO_RE.sub("", text).strip()
     text = re.sub(r"\s*-\s*$", "", text)
     text = _SUFFIX_FIX_RE.sub(r"\1BHD", text)  # a common OCR slip in the Malaysian company suffix
+    text = _SB_FIX_RE.sub("S/B", text)  # `S/B` (Sdn Bhd) read as `5/8`
     text = re.sub(r"(?<=[A-Z])(S/B|SDN\.? BHD)\b", r" \1", text)  # "MARTS/B" -> "MART S/B"
     text = " ".join(_split_glued(t) for t in text.split(" "))
     return _norm(text.strip(" ,;:*=~#"))
@@ -197,6 +207,24 @@ def _merchant(rows: list[list[_L]], all_lines: Sequence[_L]) -> tuple[str, list[
                 if _letters(name) >= 2:
                     return name, list(row), round(0.9 * _mean_score(row), 3), i
     return found
+
+
+def _suffix_row_follows(row: list[_L], above: list[_L], name_h: float) -> bool:
+    """Whether `row`, just below the lines `above`, is the last row of a wrapped company name:
+    it carries the company suffix, in the same type, with no gap."""
+    text, kept = _name_text(row)
+    if not kept:
+        return False
+    up = _clean_name(text).upper()
+    row_h = max(l.h for l in kept)
+    gap = min(l.y0 for l in kept) - max(l.y1 for l in above)
+    return (
+        bool(_COMPANY_SUFFIX_RE.search(up))
+        and not _is_stop_line(up)
+        and not _ADDR_START_RE.match(up)
+        and 0.8 * name_h <= row_h <= 1.25 * name_h
+        and gap <= 1.2 * name_h
+    )
 
 
 def _merchant_from(header: list[list[_L]], candidates: list[int], med_h: float) -> tuple[str, list[_L], float, int] | None:
@@ -243,7 +271,17 @@ def _merchant_from(header: list[list[_L]], candidates: list[int], med_h: float) 
             and not _looks_address(up_n)
             and not _COMPANY_SUFFIX_RE.search(up_t)
         )
-        if (dangling or suffix_next or big_pair) and not (_looks_address(up_n) and not suffix_next and not dangling):
+        # a long name wraps over three rows of the same type, the company suffix on the last
+        wraps_to_suffix = (
+            j + 1 < min(start + 3, len(header))
+            and not _COMPANY_SUFFIX_RE.search(up_t)
+            and not _COMPANY_SUFFIX_RE.search(up_n)
+            and _digits(up_n) == 0
+            and not _looks_address(up_n)
+            and 0.8 * name_h <= row_h <= 1.25 * name_h
+            and _suffix_row_follows(header[j + 1], kept, name_h)
+        )
+        if (dangling or suffix_next or big_pair or wraps_to_suffix) and not (_looks_address(up_n) and not suffix_next and not dangling):
             text = re.sub(r"-\s*$", "", text) + " " + nxt
             used.extend(kept)
             last = j
@@ -264,6 +302,40 @@ def _merchant_from(header: list[list[_L]], candidates: list[int], med_h: float) 
 
 # --------------------------------------------------------------------------------------------
 # Address
+
+_GLUED_POSTCODE_RE = re.compile(r"(?<![\w-])(\d{5,6})(?=[A-Za-z]{2,})")
+_GLUED_ABBREV_RE = re.compile(r"\b(JLN|TMN|LRG|KPG|BDR)(?=[A-Z]{3,}\b)", re.IGNORECASE)
+_GLUED_CAMEL_RE = re.compile(r"(?:(?<=[a-z]{2})|(?<=\d))(?=[A-Z][a-z]{2,})")
+_NUMBER_PERIOD_RE = re.compile(r"(?<=\d)\.(?= [A-Za-z0-9])")
+_PERIOD_SEPARATOR_RE = re.compile(r"(\b(?:\d+[A-Za-z]?|[A-Za-z]{4,}))\.(?= [A-Za-z0-9])")
+_GLUED_NO_RE = re.compile(r"\b(NO)(?=\d)", re.IGNORECASE)
+_ABBREV_IL_RE = re.compile(r"\b(?:J[Ii1|]N|B[Ii1|]K)\b(?=\.?\s+\w)", re.IGNORECASE)
+
+
+def _fix_address_ocr(text: str) -> str:
+    """Undo OCR slips that a printed address line does not have.
+
+    The recogniser drops the gap between words set in narrow receipt type: a postcode glued to
+    its town (`57000KL`), a street abbreviation glued to its name (`TMNPUSAT`), a word glued to
+    the next one in mixed-case type (`U3Shah`, `BulohSeksyen`: an upper-case letter that starts a
+    lower-case word), the house number glued to `NO` (`NO290`). It reads the `L` of the street
+    abbreviations `JLN`, `BLK` as `I` (`JIN`, `BIK`). And it reads a comma after a number as a full
+    stop (`NO. 33. JALAN`): an address separates its parts with commas, a full stop follows an
+    abbreviation, not a number; an address with no comma at all but full stops after its words
+    (`TAMAN SERDANG RAYA. 43300 SERI KEMBANGAN. SELANGOR`) had its commas all read that way.
+    """
+    text = _GLUED_POSTCODE_RE.sub(r"\1 ", text)
+    text = _GLUED_NO_RE.sub(r"\1 ", text)
+    text = _ABBREV_IL_RE.sub(lambda m: m.group(0)[0] + ("l" if m.group(0)[1] == "i" or m.group(0)[2].islower() else "L") + m.group(0)[2], text)
+    text = _GLUED_ABBREV_RE.sub(r"\1 ", text)
+    if any(c.islower() for c in text):
+        text = _GLUED_CAMEL_RE.sub(" ", text)
+    if "," not in text and len(_PERIOD_SEPARATOR_RE.findall(text)) >= 2:
+        # no comma at all, but full stops between the parts: every comma was read as a full stop
+        text = _PERIOD_SEPARATOR_RE.sub(r"\1,", text)
+    text = _NUMBER_PERIOD_RE.sub(",", text)
+    return text
+
 
 def _address_row_ok(up: str) -> bool:
     return not _is_stop_line(up) and not _JUNK_RE.fullmatch(up.strip(" .:*-=~#")) and _letters(up) >= 2
@@ -300,12 +372,16 @@ def _address(rows: list[list[_L]], after: int) -> tuple[str, list[_L], float] | 
     if start is None:
         return None
     # Lines just above the first address-looking one belong to it when they read like address
-    # lines ("Car Park Office, Basement 1,") or follow the name directly.
+    # lines ("Car Park Office, Basement 1,") or follow the name directly. An address that starts
+    # with its house or lot number ("NO 2, JALAN …") starts there: a plain line between it and the
+    # name is a tagline ("MACHINERY & TOOLS"), unless it names a building ("WISMA …").
+    numbered = bool(_HOUSE_NO_RE.match(_row_text(clean(rows[start])).upper()))
     while start - 1 > after:
         up = _row_text(clean(rows[start - 1])).upper()
         if not _address_row_ok(up) or _COMPANY_SUFFIX_RE.search(up) or _REGNO_RE.match(up):
             break
-        if not (re.search(r"[,\d]", up) or start - 1 == after + 1):
+        follows_name = start - 1 == after + 1 and (not numbered or _looks_address(up) or _BUILDING_RE.search(up))
+        if not (re.search(r"[,\d]", up) or follows_name):
             break
         start -= 1
     parts: list[str] = []
@@ -342,6 +418,8 @@ def _address(rows: list[list[_L]], after: int) -> tuple[str, list[_L], float] | 
         return None
     joiner = "" if all(_is_cjk(p) for p in parts) else " "
     value = _norm(joiner.join(parts)).strip(" ,;:")
+    if joiner:
+        value = _fix_address_ocr(value)
     if _letters(value) < 3:
         return None
     conf = _mean_score(used) * (0.85 if len(parts) >= 2 else 0.7)
