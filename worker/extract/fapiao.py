@@ -9,14 +9,18 @@ Covers the printed layouts in use since 2017:
   buyer block left and the seller block right on the same band, each with `名称：` and
   `统一社会信用代码/纳税人识别号：`, marked by a vertical 购买方信息 / 销售方信息 at its left edge.
 
-Which block a label belongs to is decided by geometry: the nearest 购买方/销售方 marker to its
-left (or on its row), falling back to the two layouts' arrangement (top/bottom, left/right)
-when the markers were not read. No company-specific strings.
+Which block a label belongs to is decided by geometry: the nearest 购买方/销售方 marker at its
+left (the vertical label at the block's edge), falling back to the two layouts' arrangement
+(top/bottom, left/right) when the markers were not read. No company-specific strings. Boxes are
+levelled first for a slanted photo (worker.extract.skew); evidence keeps the boxes as read.
+The same code reads a PDF's text layer laid out as lines (docket.pages), where values often
+come in pieces (`2024` `年04月` `07` `日`).
 
-Fields (all optional): document_kind ("vat_invoice"), merchant_name (= seller name),
-seller_name is not a separate field; buyer_name, seller_tax_id, buyer_tax_id, invoice_number,
-invoice_code, transaction_date (ISO), subtotal (合计 金额), tax (合计 税额; `***`/免税 → 0.0),
-total (价税合计（小写）), currency ("CNY"), items ([{description, amount, quantity?}]).
+Fields (all optional): document_kind ("vat_invoice"), merchant_name (the seller's name, 销售方
+名称), buyer_name, seller_tax_id, buyer_tax_id (18-character codes checked and OCR confusions
+undone), invoice_number, invoice_code, transaction_date (开票日期, ISO), subtotal (合计 金额),
+tax (合计 税额; `***`/免税 → 0.0), total (价税合计（小写）), currency ("CNY"),
+items ([{description, amount (金额, before tax), quantity?}]).
 
 A decoded QR code (`worker.extract.fapiao_qr.FapiaoQr`) fills or corrects the number, code,
 date and the amount it carries (before tax on the older types, incl. tax on 数电票); such
@@ -275,8 +279,8 @@ def _clean_name(text: str) -> str:
 # --------------------------------------------------------------------------------------------
 # Blocks: which lines belong to the buyer (购买方) and which to the seller (销售方)
 
-_BUYER_MARK_RE = re.compile(r"^(?=.*[购买])[购买方信息]{1,5}$")
-_SELLER_MARK_RE = re.compile(r"^(?=.*[销售])[销售方信息]{1,5}$")
+_BUYER_MARK_RE = re.compile(r"^(?:(?=.*[购买])[购买方信息]{1,5}|[\u4e00-\u9fff]?(?:买方|购买)[\u4e00-\u9fff]{0,3})$")
+_SELLER_MARK_RE = re.compile(r"^(?:(?=.*[销售])[销售方信息]{1,5}|[\u4e00-\u9fff]?(?:售方|销售)[\u4e00-\u9fff]{0,3})$")
 _ROLE_PREFIX_RE = re.compile(r"^(购买方|购方|买方|销售方|销方|售方|购(?=名称)|销(?=名称))")
 _NAME_LABEL_RE = re.compile(r"^(?:购买方|购方|买方|销售方|销方|售方|购|销)?(?:名称|名?称|名.(?=[:：]))[:;：]?")
 _TAXID_LABEL_RE = re.compile(r"纳税人识别号|识别号|统一社会信用代码|信用代码|税号")
@@ -302,6 +306,8 @@ def _role_by_marker(anchor: _L, markers: list[tuple[str, _L]]) -> str | None:
             continue
         dx = max(0.0, anchor.x0 - m.x1)
         dy = max(0.0, m.y0 - anchor.cy, anchor.cy - m.y1)
+        if dy > max(2.0 * anchor.row_h, 0.5 * m.h):
+            continue  # a marker spans its own block: this one is another block's
         d = dx + 2.0 * dy
         if best is None or d < best[0]:
             best = (d, role)
@@ -350,6 +356,19 @@ def _assign_roles(anchors: list[_L], markers, ref_y: float | None, page_w: float
 
 
 def _name_value(anchor: _L, ls: Sequence[_L]) -> tuple[str, list[_L]] | None:
+    if anchor.t == "名":
+        # the label's first character alone (`名      称：…` printed apart, 称 misread): the
+        # value follows the next box's colon on the same row
+        right = _right_of(anchor, ls, max_gap=10 * anchor.row_h)
+        if not right or not re.match(r"^.{0,2}[:：]", right[0].t):
+            return None
+        rest = re.sub(r"^.{0,2}?[:：]", "", right[0].t, count=1)
+        used = [anchor, right[0]]
+        if len(rest) < 2 and len(right) > 1:
+            rest = right[1].t
+            used.append(right[1])
+        name = _clean_name(rest)
+        return (name, used) if len(name) >= 2 and re.search(r"[\u4e00-\u9fffA-Za-z]", name) else None
     m = _NAME_LABEL_RE.match(anchor.t)
     rest = anchor.t[m.end():] if m else ""
     used = [anchor]
@@ -403,7 +422,7 @@ def _merge_row_labels(ls: Sequence[_L]) -> list[tuple[str, tuple[float, float, f
     return cells
 
 
-_HEADER_WORDS = ("规格型号", "单位", "数量", "单价", "金额", "税率", "税额")
+_MAX_QUANTITY = 100000  # the expense schema's limit for items[].quantity; larger ones are left out
 
 
 @dataclass
@@ -419,6 +438,27 @@ class _Table:
 _YEN_CELL_RE = re.compile(r"^[¥Y羊V半]")
 
 
+def _header_word(text: str) -> str | None:
+    """Which column a header cell names, tolerating one misread character (金颜, 税制, 故量)."""
+    if re.search(r"项目名称|货物|服务名称", text):
+        return None
+    if "规格" in text or "型号" in text:
+        return "规格型号"
+    if "率" in text:
+        return "税率"
+    if text.startswith("金"):
+        return "金额"
+    if text.startswith("税") or (text.endswith("额") and len(text) <= 3):
+        return "税额"
+    if "量" in text or text.startswith("数"):
+        return "数量"
+    if "价" in text:
+        return "单价"
+    if text.startswith("单") or text.endswith("位"):
+        return "单位"
+    return None
+
+
 def _table(ls: Sequence[_L]) -> _Table | None:
     header_line = None
     for l in ls:
@@ -430,16 +470,15 @@ def _table(ls: Sequence[_L]) -> _Table | None:
     if header_line is not None:
         row = [l for l in ls if _same_row(header_line, l, 0.6)]
         for text, box, _ in _merge_row_labels(row):
-            for w in _HEADER_WORDS:
-                if w in text and w not in cols:
-                    cols[w] = (box[0] + box[2]) / 2.0
-                    break
-            if text.startswith("税率"):
-                cols["税率"] = (box[0] + box[2]) / 2.0
-        for l in row:
-            if re.search(r"规格型号|规格", l.t):
-                name_x1 = l.x0
-                break
+            w = _header_word(text)
+            if w and w not in cols:
+                cols[w] = (box[0] + box[2]) / 2.0
+        if "税率" in cols and "金额" in cols and "税额" not in cols:
+            cols["税额"] = cols["税率"] + (cols["税率"] - cols["金额"])  # the last column, not read
+        # the name column ends where the next header cell starts (规格型号 on most layouts)
+        right = sorted((l for l in row if l.x0 > header_line.x1 - 2), key=lambda l: l.x0)
+        if re.search(r"项目名称|货物或应税劳务|服务名称", header_line.t) and right:
+            name_x1 = right[0].x0
         header_y = max(l.y1 for l in row)
     # the 合计 row: a 合计 (or 合 … 计) label below the header, not 价税合计
     sum_row: list[_L] = []
@@ -498,6 +537,9 @@ def _sum_amounts(tab: _Table) -> dict[str, tuple[float, list[_L]]]:
 
 
 def _items(ls: Sequence[_L], tab: _Table) -> tuple[list[dict], list[_L]] | None:
+    """Item rows between the header and 合计: each 金额 cell is an item; its name is the block of
+    name-column lines on its row, a block starting at a `*category*` line (names wrap over
+    several lines, above or below the amount's row)."""
     if tab.sum_y0 is None or tab.header_y is None or "金额" not in tab.cols:
         return None
     body = [l for l in ls if tab.header_y - 2 < l.cy < tab.sum_y0]
@@ -506,51 +548,58 @@ def _items(ls: Sequence[_L], tab: _Table) -> tuple[list[dict], list[_L]] | None:
     cols = tab.cols
     name_x1 = tab.name_x1
     if name_x1 is None:
-        # the name column ends where the first numeric column starts
         firsts = [v for k, v in cols.items() if k in ("单位", "数量")]
         name_x1 = min(firsts) - 20 if firsts else min(cols.values()) - 20
+    # numbers are right-aligned in their cells, so a wide 金额 cell's number can sit nearer the
+    # 税率 header than its own: compare only with the columns that hold amounts
+    num_cols = {k: v for k, v in cols.items() if k in ("数量", "单价", "金额", "税额")}
+    amounts = sorted((l for l in body if _amount_in(l.t) is not None and l.x0 > name_x1
+                      and _column_of(l, num_cols) == "金额"), key=lambda l: l.cy)
+    if not amounts:
+        return None
+    def on_row(a: _L, b: _L) -> bool:
+        return abs(a.cy - b.cy) <= 0.6 * min(a.row_h, b.row_h) + 2
 
-    def is_amount_cell(l: _L) -> bool:
-        return _amount_in(l.t) is not None and _column_of(l, cols) == "金额" and l.x0 > name_x1
+    # name-column lines top to bottom, the boxes of one line left to right
+    name_rows: list[list[_L]] = []
+    for l in sorted((l for l in body if l.cx < name_x1 and not (l.x0 > name_x1 - 2 * l.row_h and _amount_in(l.t))),
+                    key=lambda l: l.cy):
+        if name_rows and on_row(l, name_rows[-1][0]):
+            name_rows[-1].append(l)
+        else:
+            name_rows.append([l])
+    names = [l for row in name_rows for l in sorted(row, key=lambda l: l.x0)]
 
+    blocks: list[list[_L]] = []
+    for l in names:
+        starts = l.t.startswith("*") or not blocks
+        if (not starts and not on_row(l, blocks[-1][-1]) and any(on_row(l, a) for a in amounts)
+                and any(on_row(o, a) for o in blocks[-1] for a in amounts)):
+            starts = True  # an uncategorised name on its own amount row, below another item's
+        if starts:
+            blocks.append([l])
+        else:
+            blocks[-1].append(l)  # a wrapped line, or a second box on the same line
     items: list[dict] = []
     used: list[_L] = []
-    current: dict | None = None
-    rows: list[list[_L]] = []
-    for l in sorted(body, key=lambda l: (l.cy, l.x0)):
-        for r in rows[-2:]:
-            if any(_same_row(l, o, 0.45) for o in r):
-                r.append(l)
+    taken: set[int] = set()
+    for block in blocks:
+        amt = next((a for a in amounts if a.idx not in taken and any(on_row(a, o) for o in block)), None)
+        if amt is None:
+            continue
+        taken.add(amt.idx)
+        desc = "".join(o.t for o in block)
+        item: dict = {"description": desc[:200], "amount": _amount_in(amt.t)}
+        for o in body:
+            if on_row(o, amt) and "数量" in num_cols and _column_of(o, num_cols) == "数量" and o.x0 > name_x1 \
+                    and re.fullmatch(r"\d+(?:\.\d+)?", o.t):
+                q = float(o.t)
+                if 0 < q <= _MAX_QUANTITY:
+                    item["quantity"] = q
                 break
-        else:
-            rows.append([l])
-    for r in rows:
-        names = [l for l in r if l.x1 <= name_x1 + 0.5 * (l.row_h) or (l.x0 < name_x1 and not _amount_in(l.t))]
-        names = [l for l in names if l.x0 < name_x1]
-        amounts = [l for l in r if is_amount_cell(l)]
-        desc = "".join(l.t for l in sorted(names, key=lambda l: l.x0))
-        if amounts:
-            amt_l = amounts[0]
-            item: dict = {"description": desc, "amount": _amount_in(amt_l.t)}
-            if "数量" in cols:
-                for l in r:
-                    if _column_of(l, cols) == "数量" and re.fullmatch(r"\d+(?:\.\d+)?", l.t):
-                        q = float(l.t)
-                        if 0 < q < 1e7:
-                            item["quantity"] = q
-                        break
-            current = item
-            items.append(item)
-            used.extend(names + [amt_l])
-        elif current is not None and desc and not desc.startswith("*"):
-            current["description"] += desc  # a wrapped description
-            used.extend(names)
-        elif desc.startswith("*") and current is not None and not current["description"]:
-            current["description"] = desc
-            used.extend(names)
+        items.append(item)
+        used.extend(block + [amt])
     items = [i for i in items if i["description"] and i["amount"] is not None]
-    for i in items:
-        i["description"] = i["description"][:200]
     return (items, used) if items else None
 
 
@@ -594,7 +643,8 @@ def extract_vat_invoice(lines: list, qr=None) -> Extraction:
     markers = _markers(ls)
 
     # ---- names and tax ids of both parties
-    name_anchors = [l for l in ls if _NAME_LABEL_RE.match(l.t) and not re.search(r"项目名称|服务名称|货物", l.t)]
+    name_anchors = [l for l in ls if (_NAME_LABEL_RE.match(l.t) or l.t == "名")
+                    and not re.search(r"项目名称|服务名称|货物", l.t)]
     name_anchors = [l for l in name_anchors if (tab is None or tab.header_y is None or l.cy < tab.header_y - 1
                                                 or (ref_y is not None and l.cy > ref_y))]
     roles = _assign_roles(name_anchors, markers, ref_y, page_w)
@@ -605,7 +655,7 @@ def extract_vat_invoice(lines: list, qr=None) -> Extraction:
             continue
         role = roles.get(i)
         name, used = got
-        conf = _conf(used, 0.92)
+        conf = _conf(used, 0.92 if a.t != "名" else 0.85)  # a full label first
         if role and (role not in found or found[role][2] < conf):
             found[role] = (name, used, conf)
     if "seller" in found:
@@ -727,12 +777,19 @@ def extract_vat_invoice(lines: list, qr=None) -> Extraction:
                 if right:
                     total = (_amount_in(right[-1].t), [l, right[-1]])
                     break
+    total_guessed = False
+    if total is None:
+        # no label read: 价税合计 is the largest ¥ amount an invoice prints
+        yen = [(v, l) for l in ls if "¥" in l.t and (v := _amount_in(l.t.split("¥")[-1])) is not None]
+        if yen:
+            v, l = max(yen, key=lambda p: (p[0], p[1].cy))
+            total, total_guessed = (v, [l]), True
     sums = _sum_amounts(tab) if tab is not None and tab.sum_row else {}
     subtotal = sums.get("subtotal")
     tax = sums.get("tax")
     src = {"total": "ocr", "subtotal": "ocr", "tax": "ocr"}
     conf = {
-        "total": _conf(total[1], 0.93) if total else 0.0,
+        "total": _conf(total[1], 0.6 if total_guessed else 0.93) if total else 0.0,
         "subtotal": _conf(subtotal[1], 0.9) if subtotal else 0.0,
         "tax": _conf(tax[1], 0.9) if tax else 0.0,
     }
@@ -758,6 +815,9 @@ def extract_vat_invoice(lines: list, qr=None) -> Extraction:
     def close(a: float, b: float) -> bool:
         return abs(a - b) < 0.011
 
+    if total_guessed and src["total"] != "qr" and subtotal and (
+            (tax and not close(subtotal[0] + tax[0], total[0])) or total[0] < subtotal[0] - 0.005):
+        total = None  # the guess was a 合计 cell: derive the total below
     # arithmetic: subtotal + tax = total; repair the one that disagrees when the QR vouches for another
     if total and subtotal and tax and not close(subtotal[0] + tax[0], total[0]):
         if src["total"] == "qr" or src["subtotal"] == "qr":

@@ -10,7 +10,7 @@ National payload (every province, paper and electronic, and the fully digital �
   whose code and check code are empty (or a blank) and whose number has 20 digits.
 - `amount`: which amount it is depends on the type (checked on the 30 readable dev invoices
   against their printed 合计金额 and 价税合计):
-  * older types: the amount **before tax** (合计金额, `amount_excl_tax`): 25 of 25 type-10
+  * older types: the amount **before tax** (合计金额, `amount_excl_tax`): 23 of 23 type-10
     invoices, 11 of them with tax > 0, so the QR amount differs from the printed total.
     Types 01/04/08/11/14 use the same national scheme (none readable in the dev set).
   * `31`/`32` (数电票): the amount **including tax** (价税合计, `total_amount`): 5 of 5 type-31

@@ -72,15 +72,25 @@ def _texts(lines) -> list[str]:
     return out
 
 
-def classify(lines) -> str:
-    """The document kind of OCR lines (objects with `.text`, or plain strings)."""
+def classify(lines, qr=None) -> str:
+    """The document kind of OCR lines (objects with `.text`, or plain strings).
+
+    `qr` (optional): the page's decoded invoice QR code (`fapiao_qr.decode`). A tax-bureau QR
+    makes the page a VAT invoice even when its text says too little (a PDF text layer whose
+    labels are unmapped glyphs); a railway e-ticket's code (type 51) makes it a train ticket.
+    """
     texts = _texts(lines)
     flat = "".join(re.sub(r"\s+", "", t) for t in texts)
+    # railway signals line by line (`.` stops at a line's end): a train number and a station
+    # count only on one line, not anywhere in the document
+    by_line = "\n".join(re.sub(r"\s+", "", t) for t in texts)
+    train = sum(1 for rx in _TRAIN_SIGNALS if rx.search(by_line))
+    if qr is not None:
+        if getattr(qr, "invoice_type", None) == "51" or train >= 2:
+            return "train_ticket"
+        return "vat_invoice"
     if len(flat) < 8 or not re.search(r"\d", flat):
         return "other"
-    joined = "\n".join(texts)
-
-    train = sum(1 for rx in _TRAIN_SIGNALS if rx.search(flat) or rx.search(joined))
     if train >= 2:
         return "train_ticket"
     vat = sum(1 for rx in _VAT_SIGNALS if rx.search(flat))

@@ -121,7 +121,9 @@ _SEAT_CLASSES = ["高级软卧", "商务座", "特等座", "一等座", "二等�
 _SEAT_RE = re.compile("|".join(_SEAT_CLASSES))
 _DEPART_RE = re.compile(r"((?:19|20)\d{2})年(\d{1,2})月(\d{1,2})日(?:[^\d]{0,3})?(\d{1,2})[:：.](\d{2})(?:开)?")
 _DATE_RE = re.compile(r"((?:19|20)\d{2})年(\d{1,2})月(\d{1,2})日")
-_PRICE_RE = re.compile(r"(?:[¥￥Y羊半]|票价[:]?[¥￥Y]?)(\d{1,5}(?:\.\d{1,2})?)(?:元)?|(\d{1,5}\.\d{1,2})元")
+# ¥57.0元, 票价:¥139.50, 57.0元; a ¥ misread as Y/羊/半 counts only before a decimal amount
+_PRICE_RE = re.compile(r"(?:[¥￥]|票价[:]?[¥￥Y]?)(\d{1,5}(?:\.\d{1,2})?)(?:元)?|(\d{1,5}\.\d{1,2})元"
+                       r"|^[Y羊半](\d{1,5}\.\d{1,2})元?$")
 _RED_CODE_RE = re.compile(r"^[A-Z](?:\d{2}[A-Z])?\d{6}$")
 _SERIAL_RE = re.compile(r"\d{10,}([A-Z](?:\d{2}[A-Z])?\d{6})")
 
@@ -287,7 +289,7 @@ def extract_train_ticket(lines: list, keep_station_suffix: bool = True) -> Extra
     price = None
     labelled = [l for l in ls if "票价" in l.t]
     for l in labelled + [l for l in ls if l not in labelled]:
-        if "开票" in l.t or _DATE_RE.search(l.t):
+        if "开票" in l.t or _DATE_RE.search(l.t) or _RED_CODE_RE.match(l.t):
             continue
         m = _PRICE_RE.search(l.t.replace(",", ""))
         if not m:
@@ -299,7 +301,7 @@ def extract_train_ticket(lines: list, keep_station_suffix: bool = True) -> Extra
                     price = (v, [l, right[0]])
                     break
             continue
-        v = float(m.group(1) or m.group(2))
+        v = float(m.group(1) or m.group(2) or m.group(3))
         if 0 < v < 100000:
             price = (v, [l])
             break
