@@ -30,6 +30,7 @@ from typing import Iterable, Sequence
 
 from worker.extract.base import Extraction
 from worker.extract.skew import estimate_slope, level_boxes
+from worker.extract.layout import Boxed
 
 __all__ = ["extract_train_ticket", "ISSUER"]
 
@@ -39,41 +40,12 @@ Box = tuple[float, float, float, float, int]
 
 
 @dataclass
-class _L:
+class _L(Boxed):
     idx: int
     t: str  # NFKC, whitespace removed
     box: tuple[float, float, float, float]  # levelled for the page's slant (see worker.extract.skew)
     score: float
     orig: tuple[float, float, float, float] | None = None  # as read: used for evidence
-
-    @property
-    def x0(self) -> float:
-        return self.box[0]
-
-    @property
-    def x1(self) -> float:
-        return self.box[2]
-
-    @property
-    def y0(self) -> float:
-        return self.box[1]
-
-    @property
-    def y1(self) -> float:
-        return self.box[3]
-
-    @property
-    def h(self) -> float:
-        return max(1.0, self.box[3] - self.box[1])
-
-    @property
-    def cy(self) -> float:
-        return (self.box[1] + self.box[3]) / 2.0
-
-    @property
-    def cx(self) -> float:
-        return (self.box[0] + self.box[2]) / 2.0
-
 
 def _lines(raw_lines: Iterable) -> list[_L]:
     out = []

@@ -7,10 +7,11 @@ import re
 import statistics
 from dataclasses import dataclass
 from typing import Iterable, Sequence
+from worker.extract.layout import Boxed
 
 
 @dataclass
-class _L:
+class _L(Boxed):
     """One OCR line, with its text normalised for matching (NFKC, upper-case)."""
 
     idx: int
@@ -18,31 +19,6 @@ class _L:
     up: str  # upper-cased `text`, used for matching
     box: tuple[float, float, float, float]
     score: float
-
-    @property
-    def x0(self) -> float:
-        return self.box[0]
-
-    @property
-    def y0(self) -> float:
-        return self.box[1]
-
-    @property
-    def x1(self) -> float:
-        return self.box[2]
-
-    @property
-    def y1(self) -> float:
-        return self.box[3]
-
-    @property
-    def h(self) -> float:
-        return max(1.0, self.box[3] - self.box[1])
-
-    @property
-    def cy(self) -> float:
-        return (self.box[1] + self.box[3]) / 2.0
-
 
 def _same_row(a: _L, b: _L, tol: float = 0.5) -> bool:
     """True when two boxes sit on the same printed row (centres within tol × the taller)."""
