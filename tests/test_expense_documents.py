@@ -141,3 +141,25 @@ def test_invoice_identity(fields, expected):
     from db.review_queue import invoice_key
 
     assert invoice_key(fields) == expected
+
+
+def test_pdf_invoices_are_read_as_invoices_in_their_own_currency(tmp_path):
+    # Generic PDF invoices (no embedded XML) go to the invoice extractor, page by page: the
+    # issuer from the letterhead, the currency printed (never the deployment's MYR default).
+    from docket.pages import prepare
+    from tests.invoice_documents import synthetic_invoice
+    from worker import ocr
+    from worker.extract.expense import read_expense
+
+    right = 0
+    for seed in range(200, 210):
+        invoice = synthetic_invoice(seed)
+        path = tmp_path / f"{seed}.pdf"
+        path.write_bytes(invoice.pdf)
+        reading = read_expense(prepare(path, "application/pdf", max_side=2560, max_pages=10), ocr.recognise, "MYR")
+        fields = reading.extraction.fields
+        assert reading.read_from == "text_layer" and fields["document_kind"] == "invoice"
+        assert reading.extraction.sources["total"] == "text_layer"
+        right += sum(fields.get(k) == invoice.truth.get(k) for k in ("merchant_name", "total", "currency",
+                                                                        "transaction_date"))
+    assert right >= 38, right  # of 40

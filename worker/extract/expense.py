@@ -50,15 +50,21 @@ def structured(document: PreparedDocument) -> Extraction | None:
     return None
 
 
-def page_lines(document: PreparedDocument, recognise: Callable) -> tuple[list, str]:
-    """The pages' text as positioned lines, stacked page under page: a PDF's own text where it
-    is there and sound, else OCR of the page images."""
+def page_lines(document: PreparedDocument, recognise: Callable) -> tuple[list[list], str]:
+    """Each page's text as positioned lines: a PDF's own text where it is there and sound, else
+    OCR of the page images; and which of the two it was."""
     pages = document.pages
     text_layer = document.text_layer
     if (document.mime_type == "application/pdf" and len(text_layer) >= MIN_TEXT_PER_PAGE * max(1, len(pages))
             and not text_layer_is_garbage(text_layer) and any(p.text_lines for p in pages)):
-        return stacked_lines(pages, lambda page: page.text_lines), "text_layer"
-    return stacked_lines(pages, lambda page: recognise(page.image)), "ocr"
+        return [page.text_lines for page in pages], "text_layer"
+    return [recognise(page.image) for page in pages], "ocr"
+
+
+def _stack(document: PreparedDocument, per_page: list[list]) -> list:
+    """The pages' lines stacked vertically, so reading order and positions hold across pages."""
+    by_page = iter(per_page)
+    return stacked_lines(document.pages, lambda page: next(by_page))
 
 
 def qr_facts(qr) -> dict[str, Any]:
@@ -79,14 +85,16 @@ def read_expense(document: PreparedDocument, recognise: Callable, default_curren
             reading.text = "\n".join(obj.text for index in range(len(document.pages))
                                      for obj in ofd.text_objects(document.source, index))
         elif document.mime_type != XML_TYPE:
-            reading.lines, reading.read_from = page_lines(document, recognise)
+            per_page, reading.read_from = page_lines(document, recognise)
+            reading.lines = _stack(document, per_page)
             reading.text = "\n".join(line.text for line in reading.lines)
         page = None
     else:
-        lines, read_from = page_lines(document, recognise)
+        per_page, read_from = page_lines(document, recognise)
+        lines = _stack(document, per_page)
         reading = ExpenseReading(Extraction(), lines=lines, text="\n".join(line.text for line in lines),
                                  read_from=read_from)
-        page = _read_page(document, lines, read_from, default_currency, reading)
+        page = _read_page(document, lines, per_page, read_from, default_currency, reading)
     fields, sources = {}, {}
     for part in (page, data):  # structured data last: it wins
         if part is None:
@@ -111,9 +119,15 @@ def read_expense(document: PreparedDocument, recognise: Callable, default_curren
     return reading
 
 
-def _read_page(document: PreparedDocument, lines: list, read_from: str, default_currency: str | None,
-               reading: ExpenseReading) -> Extraction:
+def _read_page(document: PreparedDocument, lines: list, per_page: list[list], read_from: str,
+               default_currency: str | None, reading: ExpenseReading) -> Extraction:
     kind = classify(lines)
+    if kind == "receipt":
+        from worker.extract.invoice import looks_like_invoice
+
+        # An invoice that prints few of the classifier's words still names itself and its number.
+        if looks_like_invoice(lines):
+            kind = "invoice"
     if kind == "vat_invoice":
         from worker.extract.fapiao import extract_vat_invoice
 
@@ -125,8 +139,11 @@ def _read_page(document: PreparedDocument, lines: list, read_from: str, default_
         from worker.extract.train_ticket import extract_train_ticket
 
         extraction = extract_train_ticket(lines)
-    elif kind == "invoice" and _invoice_reader() is not None:
-        extraction = _invoice_reader()(lines, default_currency=default_currency, source=read_from)
+    elif kind == "invoice":
+        from worker.extract.invoice import extract_invoice
+
+        # Page by page: an invoice's totals are often on its last page, its issuer on the first.
+        extraction = extract_invoice(per_page, default_currency, source=read_from)
     else:
         from worker.extract.receipt import extract_receipt
 
@@ -137,10 +154,3 @@ def _read_page(document: PreparedDocument, lines: list, read_from: str, default_
             extraction.sources[name] = read_from  # the extractor read the lines it was given
     return extraction
 
-
-def _invoice_reader():
-    try:
-        from worker.extract.invoice import extract_invoice
-    except ImportError:  # generic invoices read by the receipt extractor until it lands
-        return None
-    return extract_invoice
