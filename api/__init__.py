@@ -6,6 +6,7 @@ import tempfile
 from flask import Flask, Request
 
 from api import multipart
+from docket import broker
 from docket.config import Settings
 from docket.errors import NotFound
 from docket.queues import CPU_QUEUE, DELIVER_WEBHOOK_TASK, create_celery
@@ -28,11 +29,11 @@ def create_app(settings: Settings | None = None, broker_url: str | None = None) 
         "settings": settings,
         # Invalid rule files stop the app here, naming the file and the reason.
         "rules": load_rules(settings.rules_dir or default_rules_dir()),
-        "celery": create_celery(settings, broker_url),
+        "celery": create_celery(settings, broker_url, fail_fast=True),
     }
 
     from api.problems import register_error_handlers
-    from api import batches, context, documents, export, health, jobs, openapi, reviews, rules, stats, webhooks
+    from api import batches, context, documents, export, health, jobs, openapi, policies, reviews, rules, stats, webhooks
     from api.limits import init_limits
 
     register_error_handlers(app)
@@ -46,14 +47,16 @@ def create_app(settings: Settings | None = None, broker_url: str | None = None) 
 
     app.teardown_appcontext(context.close_db)
     for blueprint in (health.bp, openapi.bp, jobs.bp, reviews.bp, documents.bp, export.bp, stats.bp, batches.bp,
-                      rules.bp, webhooks.bp):
+                      rules.bp, policies.bp, webhooks.bp):
         app.register_blueprint(blueprint)
     from api import dashboard
+    from api.dashboard import policies as dashboard_policies
     from api.dashboard import session as dashboard_session
 
     dashboard_session.configure(app, settings)
     dashboard.csrf.init_app(app)
     app.register_blueprint(dashboard.bp)
+    app.register_blueprint(dashboard_policies.bp)
     app.context_processor(lambda: {"dashboard_user": dashboard_session.current})
     init_limits(app, settings, broker_url or settings.redis_url or "memory://")
     _publish_webhooks_from(app.extensions["docket"]["celery"])
@@ -64,9 +67,12 @@ def _publish_webhooks_from(celery) -> None:
     """Deliveries recorded by a request (reviews, reused decisions) are queued once it commits."""
     from docket.webhooks.outbox import publish_after_commit
 
+    retry_after = Settings.from_env().broker_retry_after
+
     def publish(ids: list[str]) -> None:
-        for delivery_id in ids:
-            celery.send_task(DELIVER_WEBHOOK_TASK, args=[delivery_id], queue=CPU_QUEUE, retry=False)
+        for delivery_id in ids:  # a broker known to be down is not waited for: the sweeper sends them
+            if not broker.try_send(celery, DELIVER_WEBHOOK_TASK, [delivery_id], CPU_QUEUE, retry_after):
+                return
 
     publish_after_commit(publish)
 

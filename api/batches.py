@@ -22,7 +22,7 @@ bp.before_request(authenticate)
 def create_batch():
     settings, tenant = context.settings(), principal().tenant_id
     opts = intake.options()
-    rule = submission.resolve_rule(context.rules(), opts["rule"])
+    rule = submission.resolve_rule(context.tenant_rules(tenant), opts["rule"])
     key = idempotency.key_from_request()
     documents = intake.many_documents()
     if len(documents) > settings.max_batch_files:

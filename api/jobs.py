@@ -30,7 +30,7 @@ def tenant_job(job_id: str) -> Job:
 def create_job():
     settings, tenant = context.settings(), principal().tenant_id
     opts = intake.options()
-    rule = submission.resolve_rule(context.rules(), opts["rule"])
+    rule = submission.resolve_rule(context.tenant_rules(tenant), opts["rule"])
     key = idempotency.key_from_request()
     doc = intake.single_document(settings.max_upload_bytes)
     session = context.db()
@@ -64,7 +64,7 @@ def create_job():
 @bp.get("/jobs/<job_id>")
 @require("read")
 def get_job(job_id: str):
-    return job_json(tenant_job(job_id))
+    return job_json(tenant_job(job_id), history=True)
 
 
 @bp.get("/jobs")

@@ -30,7 +30,10 @@ def init_limits(app, settings, storage_uri: str) -> Limiter:
                       storage_options={"socket_connect_timeout": 1, "socket_timeout": 2},
                       default_limits=[settings.rate_limit], headers_enabled=True, key_prefix="docket-limits",
                       # Redis down must not take the API down: the broker-down path still records jobs.
-                      swallow_errors=True)
+                      swallow_errors=True,
+                      # ...nor slow every request by a connect timeout: after one failure the counters
+                      # live in memory, and Redis is probed again after 1, 2, 4 ... 32 s.
+                      in_memory_fallback_enabled=True)
     for endpoint in ("jobs.create_job", "batches.create_batch"):
         app.view_functions[endpoint] = limiter.limit(settings.submit_rate_limit)(app.view_functions[endpoint])
     limiter.exempt(app.view_functions["health.healthz"])

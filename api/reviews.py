@@ -25,10 +25,10 @@ def create_review(job_id: str):
     who = principal()
     review = reviews.add_review(context.db(), job, decision=body.get("decision"), comment=body.get("comment"),
                                 fields=body.get("fields"), reviewer=who.display_name,
-                                reviewer_key_id=who.key_id, rule=context.rules().get(job.rule_name),
+                                reviewer_key_id=who.key_id, rule=context.job_rule(job),
                                 duplicate_distance=context.settings().duplicate_distance)
     context.db().commit()
-    return {"review": review_json(review), "job": job_json(job)}, 201
+    return {"review": review_json(review), "job": job_json(job, history=True)}, 201
 
 
 @bp.get("/jobs/<job_id>/reviews")

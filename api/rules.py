@@ -1,7 +1,8 @@
 from flask import Blueprint
 
 from api import context
-from api.auth import authenticate, require
+from api.auth import authenticate, principal, require
+from docket.policies import rule_json
 
 bp = Blueprint("rules", __name__, url_prefix="/v1")
 bp.before_request(authenticate)
@@ -10,9 +11,9 @@ bp.before_request(authenticate)
 @bp.get("/rules")
 @require("read")
 def list_rules():
+    """The caller's tenant's active version of each policy (its own, else the built-in)."""
+    builtins = context.rules()
     return {"rules": [
-        {"name": r.name, "version": r.version, "document_type": r.document_type,
-         "description": r.description, "fields": r.fields_schema,
-         "checks": [{"id": c.id, "outcome": c.outcome, "message": c.message} for c in r.checks]}
-        for r in sorted(context.rules().values(), key=lambda r: r.name)
+        {**rule_json(r), "builtin": builtins.get(r.name) is r}
+        for r in sorted(context.tenant_rules(principal().tenant_id).values(), key=lambda r: r.name)
     ]}

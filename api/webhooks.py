@@ -11,12 +11,11 @@ from db.models import WebhookAttempt, WebhookDelivery, WebhookSubscription
 from db.queries import as_utc
 from docket.errors import DocketError, NotFound
 from docket.submission import check_callback_url
+from docket.webhooks.outbox import EVENT_TYPES
 from docket.webhooks.signing import new_secret as new_webhook_secret
 
 bp = Blueprint("webhooks", __name__, url_prefix="/v1")
 bp.before_request(authenticate)
-
-EVENT_TYPES = ("job.succeeded", "job.failed", "batch.completed", "review.updated")
 
 
 def _time(value):

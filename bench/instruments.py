@@ -1,7 +1,7 @@
 """Benchmark instruments, not product code: plugged in with DOCKET_EXTRA_ANALYZERS=bench.instruments.
 
 `bench-instant` does no analysis at all, so a benchmark measures only what the pipeline adds
-(HTTP, storage, database, queue, rules) around an analyzer.
+(HTTP, storage, database, queue, rules) around an analyzer; `bench-sleep` only takes time.
 """
 from __future__ import annotations
 
@@ -21,6 +21,18 @@ class InstantAnalyzer:
 
     def analyze(self, document, rule) -> Analysis:
         return Analysis(fields={}, model="bench-instant (benchmark instrument: no analysis)")
+
+
+@register
+class SleepAnalyzer:
+    """`bench-sleep`: a long job that does nothing but take DOCKET_BENCH_SLEEP seconds (default 3):
+    something to kill mid-run, or to outlive every heartbeat TTL on a live worker."""
+
+    name = "bench-sleep"
+
+    def analyze(self, document, rule) -> Analysis:
+        time.sleep(float(os.environ.get("DOCKET_BENCH_SLEEP") or 3))
+        return Analysis(fields={}, model="bench-sleep (benchmark instrument: sleeps, no analysis)")
 
 
 # Raw Celery baseline: a no-op task on the same broker, recording when it ran.

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from db.models import Decision, Job, utcnow
@@ -14,19 +14,32 @@ from db.review_queue import queue_values
 TERMINAL = ("succeeded", "failed")
 
 
-def claim(session: Session, job_id: str, stale_after: int) -> int | None:
-    """Mark the job running for this attempt; returns the attempt number, or None if another
-    worker holds it or it is already finished. The caller commits."""
+def claim(session: Session, job_id: str, stale_after: int, worker: str | None = None) -> int | None:
+    """Mark the job running for this attempt, held by `worker`; returns the attempt number, or
+    None if it is running elsewhere or already finished. The caller commits.
+
+    Only a `queued` job is claimed. A running job that names its worker is taken back only by
+    the sweeper, once that worker's heartbeat says it is gone or no longer works on the job
+    (docket/recovery.py); a redelivered message never steals it, however long it runs. Rows
+    claimed without a worker id (before migration 0005) fall back to `stale_after`."""
     now = utcnow()
     return session.scalar(
         update(Job)
         .where(Job.id == job_id,
                or_(Job.status == "queued",
-                   and_(Job.status == "running", Job.started_at < now - timedelta(seconds=stale_after))))
-        .values(status="running", attempts=Job.attempts + 1, started_at=now,
+                   and_(Job.status == "running", Job.worker.is_(None),
+                        Job.started_at < now - timedelta(seconds=stale_after))))
+        .values(status="running", attempts=Job.attempts + 1, started_at=now, worker=worker,
                 error_code=None, error_message=None)
         .returning(Job.attempts)
     )
+
+
+def attempt_held_by(session: Session, job_id: str, worker: str) -> int | None:
+    """The attempt number if `worker` holds the running job (a claim whose commit went through
+    although its caller saw the connection fail), else None."""
+    return session.scalar(select(Job.attempts).where(Job.id == job_id, Job.status == "running",
+                                                     Job.worker == worker))
 
 
 def _owned(job_id: str, attempt: int):
@@ -37,16 +50,16 @@ def _owned(job_id: str, attempt: int):
 
 def mark_succeeded(session: Session, job_id: str, attempt: int, decision: Decision) -> bool:
     """Finish the job and add its decision (the caller commits); False when this attempt no
-    longer owns the job: nothing is written. A second decision for the job (a redelivery)
-    fails at flush with IntegrityError (one decision per job)."""
+    longer owns the job: nothing is written. A second decision of the same analysis round (a
+    redelivery) fails at flush with IntegrityError (one per job and origin "analysis:<round>")."""
     now = utcnow()
-    tenant_id = session.scalar(update(Job).where(_owned(job_id, attempt))
-                               .values(status="succeeded", finished_at=now,
-                                       **queue_values(decision.decision, decision.fields, now))
-                               .returning(Job.tenant_id))
-    if tenant_id is None:
+    owner = session.execute(update(Job).where(_owned(job_id, attempt))
+                            .values(status="succeeded", finished_at=now,
+                                    **queue_values(decision.decision, decision.fields, now))
+                            .returning(Job.tenant_id, Job.analysis_round)).first()
+    if owner is None:
         return False
-    decision.tenant_id = tenant_id
+    decision.tenant_id, decision.origin = owner.tenant_id, f"analysis:{owner.analysis_round}"
     session.add(decision)
     session.flush()
     return True
@@ -62,19 +75,66 @@ def mark_failed(session: Session, job_id: str, code: str, message: str, attempt:
 
 def release(session: Session, job_id: str, attempt: int) -> None:
     """Give the job back to the queue (a transient error; a retry follows). The caller commits."""
-    session.execute(update(Job).where(_owned(job_id, attempt)).values(status="queued", enqueued_at=utcnow()))
+    session.execute(update(Job).where(_owned(job_id, attempt)).values(status="queued", enqueued_at=utcnow(),
+                                                                      worker=None))
+
+
+def reclaim(session: Session, job_id: str, attempt: int, worker: str | None) -> bool:
+    """Take a running job back from a worker that is gone (or no longer works on it): queued
+    again and unpublished, so the sweeper publishes it. Only while that same attempt of that same
+    worker still holds it; False otherwise. The attempt count stays (the next claim adds one,
+    and max_attempts still ends a job that kills every worker). The caller commits."""
+    holder = Job.worker.is_(None) if worker is None else Job.worker == worker
+    result = session.execute(update(Job).where(_owned(job_id, attempt), holder)
+                             .values(status="queued", enqueued_at=None, worker=None))
+    return result.rowcount == 1
+
+
+def running(session: Session, limit: int = 5000) -> list:
+    """(id, worker, started_at, attempts) of running jobs, oldest first: at most the workers'
+    total concurrency in normal operation."""
+    return list(session.execute(
+        select(Job.id, Job.worker, Job.started_at, Job.attempts).where(Job.status == "running")
+        .order_by(Job.created_at).limit(limit)))
+
+
+def count_published_queued(session: Session, before: datetime) -> int:
+    """Queued jobs whose message went out before `before` (each should have one in the broker)."""
+    return session.scalar(select(func.count()).select_from(Job).where(
+        Job.status == "queued", Job.enqueued_at.is_not(None), Job.enqueued_at < before))
+
+
+def published_queued(session: Session, before: datetime, *, after: tuple | None = None,
+                     limit: int = 1000) -> list:
+    """(created_at, id, analyzer) of queued jobs published before `before`, in keyset pages."""
+    query = select(Job.created_at, Job.id, Job.analyzer).where(
+        Job.status == "queued", Job.enqueued_at.is_not(None), Job.enqueued_at < before)
+    if after is not None:
+        query = query.where(or_(Job.created_at > after[0], and_(Job.created_at == after[0], Job.id > after[1])))
+    return list(session.execute(query.order_by(Job.created_at, Job.id).limit(limit)))
+
+
+def mark_published(session: Session, job_ids: list[str], now: datetime) -> None:
+    """Record that messages for these (still queued) jobs went out. The caller commits."""
+    if job_ids:
+        session.execute(update(Job).where(Job.id.in_(job_ids), Job.status == "queued").values(enqueued_at=now)
+                        .execution_options(synchronize_session=False))
 
 
 def needing_publish(session: Session, *, now: datetime, settle: float, requeue_after: int,
-                    stale_after: int, limit: int = 500) -> list[Job]:
+                    stale_after: int, limit: int = 500, after: tuple | None = None) -> list[Job]:
     """Jobs whose queue message is missing or presumed lost:
-    queued and never published (broker was down), queued and published long ago, or running
-    on a worker that stopped answering (older than stale_after)."""
-    return list(session.scalars(
-        select(Job).where(or_(
-            and_(Job.status == "queued", Job.enqueued_at.is_(None),
-                 Job.created_at < now - timedelta(seconds=settle)),
-            and_(Job.status == "queued", Job.enqueued_at < now - timedelta(seconds=requeue_after)),
-            and_(Job.status == "running", Job.started_at < now - timedelta(seconds=stale_after)),
-        )).order_by(Job.created_at).limit(limit)
+    queued and never published (broker was down, or reclaimed from a dead worker), queued and
+    published long ago (a backstop), or running without a worker id for longer than stale_after
+    (rows from before migration 0005). Oldest first; `after` = (created_at, id) of the previous
+    page's last row."""
+    query = select(Job).where(or_(
+        and_(Job.status == "queued", Job.enqueued_at.is_(None),
+             Job.created_at < now - timedelta(seconds=settle)),
+        and_(Job.status == "queued", Job.enqueued_at < now - timedelta(seconds=requeue_after)),
+        and_(Job.status == "running", Job.worker.is_(None),
+             Job.started_at < now - timedelta(seconds=stale_after)),
     ))
+    if after is not None:
+        query = query.where(or_(Job.created_at > after[0], and_(Job.created_at == after[0], Job.id > after[1])))
+    return list(session.scalars(query.order_by(Job.created_at, Job.id).limit(limit)))

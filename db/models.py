@@ -5,13 +5,15 @@ import uuid
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, DateTime, Float, ForeignKey, Index, Integer, SmallInteger, String, Text
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy import (JSON, BigInteger, DateTime, Float, ForeignKey, Index, Integer, SmallInteger, String, Text,
+                        UniqueConstraint, and_, func, select, text)
+from sqlalchemy.orm import DeclarativeBase, Mapped, aliased, mapped_column, relationship
 
 JOB_STATUSES = ("queued", "running", "succeeded", "failed")
 DECISIONS = ("approve", "needs_review", "reject")
 ROLES = ("submitter", "reviewer", "admin")
 DEFAULT_TENANT = "default"
+POLICY_STATUSES = ("draft", "active", "retired")
 #: Postgres-only trigram indexes (ILIKE search, Chinese included) made by migration 0003:
 #: the models cannot declare them portably, so schema comparison leaves them out.
 TRIGRAM_INDEXES = ("ix_trgm_jobs_merchant", "ix_trgm_decisions_text")
@@ -113,6 +115,9 @@ class Job(Base):
     # Null until a queue message was published: the sweeper publishes those.
     enqueued_at: Mapped[datetime | None]
     started_at: Mapped[datetime | None]
+    # The worker process holding a running job ("host:pid:nonce"); its heartbeat key says whether
+    # it still lives and still works on the job (docket/liveness.py).
+    worker: Mapped[str | None] = mapped_column(String(200))
     finished_at: Mapped[datetime | None]
     # What reviewers filter and sort on, copied from the current decision (the analyzer's, or the
     # latest review's) so the queue is one indexed table scan even at 100,000s of jobs.
@@ -124,10 +129,25 @@ class Job(Base):
     reviewed_at: Mapped[datetime | None]
     # Who issued the invoice and its number ("<issuer>|<number>"), for exact duplicate claims.
     invoice_key: Mapped[str | None] = mapped_column(String(300))
+    # 0 for the first analysis; each re-analysis (docket/redecide.py) adds one. The analyzer's
+    # decision of round n is unique per job (decisions.origin "analysis:<n>").
+    analysis_round: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # Set when a re-decision disagreed with what a person had already reviewed: the review stands,
+    # the job asks for a second look (cleared by the next review).
+    second_look_at: Mapped[datetime | None]
+    second_look_reason: Mapped[str | None] = mapped_column(String(500))
 
     batch: Mapped[Batch | None] = relationship(back_populates="jobs")
     document: Mapped[Document] = relationship()
-    decision: Mapped["Decision | None"] = relationship(back_populates="job", uselist=False)
+    # The current machine decision: the newest decision row (the analyzer's, or a re-decision's).
+    # Assigning one to a job without a decision adds it (as before decisions became a history);
+    # later decisions are added as rows of their own, never by replacing this one.
+    decision: Mapped["Decision | None"] = relationship(
+        primaryjoin=lambda: _newest_decision(), foreign_keys=lambda: [Decision.job_id], uselist=False,
+        back_populates="job")
+    # Every decision the job ever had, newest first (decisions are a history, as reviews are).
+    decisions: Mapped[list["Decision"]] = relationship(
+        primaryjoin="Job.id == Decision.job_id", viewonly=True, order_by="Decision.id.desc()")
     reviews: Mapped[list["Review"]] = relationship(back_populates="job", order_by="Review.id")
 
     __table_args__ = (
@@ -145,13 +165,20 @@ class Job(Base):
 
 
 class Decision(Base):
-    """The structured outcome of a job; at most one per job (re-delivery never adds a second)."""
+    """The structured outcome of a job. Append-only history: an analysis adds one, each
+    re-decision (docket/redecide.py) adds one more; rows are never changed. `origin` is unique per
+    job: `analysis:<round>` for the analyzer's decision of that round (so a re-delivered analysis
+    message never adds a second), `run:<id>` for a re-decision run's."""
 
     __tablename__ = "decisions"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), default=DEFAULT_TENANT)
-    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id"), unique=True)
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id"))
+    origin: Mapped[str] = mapped_column(String(60), default="analysis:0", server_default="analysis:0")
+    # The re-decision run that made this row (None for an analyzer's decision), and who started it.
+    run_id: Mapped[str | None] = mapped_column(ForeignKey("policy_runs.id"))
+    created_by: Mapped[str | None] = mapped_column(String(200))
     decision: Mapped[str] = mapped_column(String(20))
     fields: Mapped[dict[str, Any]]
     reasons: Mapped[list[Any]]
@@ -171,7 +198,23 @@ class Decision(Base):
 
     job: Mapped[Job] = relationship(back_populates="decision")
 
-    __table_args__ = (Index("ix_decisions_decision", "decision"),)
+    @property
+    def kind(self) -> str:
+        return "redecision" if self.origin.startswith("run:") else "analysis"
+
+    __table_args__ = (
+        Index("ix_decisions_decision", "decision"),
+        Index("ix_decisions_job", "job_id", "id"),
+        UniqueConstraint("job_id", "origin", name="uq_decisions_job_origin"),
+    )
+
+
+def _newest_decision():
+    """Job.decision's join: the job's decision row with the highest id."""
+    newer = aliased(Decision)
+    newest = (select(func.max(newer.id)).where(newer.job_id == Decision.job_id)
+              .correlate_except(newer).scalar_subquery())
+    return and_(Job.id == Decision.job_id, Decision.id == newest)
 
 
 class Review(Base):
@@ -270,3 +313,98 @@ class IdempotencyKey(Base):
     location: Mapped[str | None] = mapped_column(String(500))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(index=True)
+
+
+class BuiltinPolicy(Base):
+    """Every built-in policy file (rules/) that was ever deployed, by version, kept so that a
+    decision made under an old file can still be explained after the file changed."""
+
+    __tablename__ = "builtin_policies"
+
+    version: Mapped[str] = mapped_column(String(80), primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), index=True)
+    source: Mapped[str] = mapped_column(Text)
+    recorded_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class PolicyVersion(Base):
+    """A tenant's version of a policy: immutable source (its SHA-256 is the version), who pushed
+    it and when; only `status` (and when/who activated it) ever changes. At most one active
+    version per tenant and name; without one the built-in file in rules/ applies."""
+
+    __tablename__ = "policy_versions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"))
+    name: Mapped[str] = mapped_column(String(100))
+    version: Mapped[str] = mapped_column(String(80))
+    source: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(20), default="draft")  # draft | active | retired
+    # A copy of a built-in policy (stored when a tenant rolled back to the built-in).
+    builtin: Mapped[bool] = mapped_column(default=False)
+    created_by: Mapped[str] = mapped_column(String(200))
+    created_by_key_id: Mapped[str | None] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    activated_at: Mapped[datetime | None]
+    activated_by: Mapped[str | None] = mapped_column(String(200))
+
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "name", "version", name="uq_policy_versions_tenant_name_version"),
+        Index("ix_policy_versions_tenant_name", "tenant_id", "name", "created_at"),
+        Index("uq_policy_versions_active", "tenant_id", "name", unique=True,
+              sqlite_where=text("status = 'active'"), postgresql_where=text("status = 'active'")),
+    )
+
+
+class PolicyActivation(Base):
+    """The record of every activation and roll-back: who made which version current, and when."""
+
+    __tablename__ = "policy_activations"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"))
+    name: Mapped[str] = mapped_column(String(100))
+    version: Mapped[str] = mapped_column(String(80))
+    previous_version: Mapped[str | None] = mapped_column(String(80))
+    action: Mapped[str] = mapped_column(String(20))  # activate | rollback
+    actor: Mapped[str] = mapped_column(String(200))
+    actor_key_id: Mapped[str | None] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (Index("ix_policy_activations_tenant_name", "tenant_id", "name", "id"),)
+
+
+class PolicyRun(Base):
+    """A background simulation, re-decision or re-analysis over a tenant's jobs, with progress.
+    Worked in chunks; `cursor` is where the last committed chunk ended, so a redelivered task
+    resumes there instead of starting over."""
+
+    __tablename__ = "policy_runs"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"))
+    kind: Mapped[str] = mapped_column(String(20))  # simulation | redecision | reanalysis
+    rule_name: Mapped[str] = mapped_column(String(100))
+    rule_version: Mapped[str] = mapped_column(String(80))
+    filter: Mapped[dict[str, Any]]
+    status: Mapped[str] = mapped_column(String(20), default="queued")  # queued | running | succeeded | failed
+    total: Mapped[int] = mapped_column(Integer, default=0)
+    processed: Mapped[int] = mapped_column(Integer, default=0)
+    changed: Mapped[int] = mapped_column(Integer, default=0)
+    flagged: Mapped[int] = mapped_column(Integer, default=0)
+    result: Mapped[dict[str, Any] | None]
+    cursor: Mapped[list[Any] | None]
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[str | None] = mapped_column(Text)
+    created_by: Mapped[str] = mapped_column(String(200))
+    created_by_key_id: Mapped[str | None] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    enqueued_at: Mapped[datetime | None]
+    started_at: Mapped[datetime | None]
+    heartbeat_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+
+    __table_args__ = (
+        Index("ix_policy_runs_tenant_created", "tenant_id", "created_at"),
+        Index("ix_policy_runs_status", "status", "heartbeat_at"),
+    )

@@ -8,9 +8,9 @@ from pathlib import Path
 from tqdm import tqdm
 
 from docket.representation import job_json
-from db.models import Job
+from db.models import DEFAULT_TENANT, Job
 from db.session import session_scope
-from docket import submission
+from docket import policies, submission
 from docket.analyzers import route
 from docket.config import Settings
 from docket.errors import DocketError
@@ -32,6 +32,8 @@ def run(files: list[Path], *, rule: str, analyzer: str, workers: int, timeout: f
         results: list[dict | None] = [None] * len(files)
         pending: dict[str, int] = {}
         with session_scope(settings.database_url) as session:
+            # The default tenant's active version of the policy (its own, else the built-in).
+            chosen = submission.resolve_rule(policies.active_rules(session, DEFAULT_TENANT, rules), rule)
             jobs = []
             for index, path in enumerate(files):
                 try:

@@ -27,7 +27,18 @@ def migrate() -> None:
 
     settings = Settings.from_env()
     upgrade(settings.database_url)
+    _archive_builtins(settings)
     click.echo(f"database at head: {_redact(settings.database_url)}")
+
+
+def _archive_builtins(settings: Settings) -> None:
+    """Keep the deployed built-in policies' sources by version (explains old decisions forever)."""
+    from db.session import session_scope
+    from docket.policies import archive_builtins
+    from docket.rules import default_rules_dir, load_rules
+
+    with session_scope(settings.database_url) as session:
+        archive_builtins(session, load_rules(settings.rules_dir or default_rules_dir()))
 
 
 @main.group()
@@ -145,6 +156,10 @@ def worker(queues: str, concurrency: int | None, beat: bool, pool: str | None) -
         pool = "threads" if gpu else "prefork"
     if gpu:
         _load_model(settings, pool)  # refuse to start without a usable model
+    try:
+        _archive_builtins(settings)
+    except Exception as exc:  # noqa: BLE001 - a worker still starts; `docket migrate` archives too
+        logging.getLogger(__name__).warning("built-in policies not archived: %s", exc)
     server = None
     if settings.redis_url is None:
         from docket.embedded import ensure_redis
@@ -238,6 +253,210 @@ def model_tiny(out_dir: Path, arch: str, seed: int) -> None:
 
     path = build(out_dir, arch, seed=seed)
     click.echo(str(path))
+
+
+@main.group()
+def rules() -> None:
+    """Policies: validate a file, and per tenant push, simulate, activate and re-decide."""
+
+
+def _actor(by: str | None) -> str:
+    import getpass
+
+    return by or f"cli ({getpass.getuser()})"
+
+
+def _policy_file(path: Path):
+    from docket.rules import RuleError, load_rule_source
+
+    raw = path.read_bytes()
+    try:
+        return raw, load_rule_source(raw, where=str(path))
+    except RuleError as exc:
+        raise click.ClickException(f"invalid: {exc}") from None
+
+
+def _policy_filter(since, until, batch, decision):
+    from docket.errors import DocketError
+    from docket.simulation import PolicyFilter
+
+    try:
+        return PolicyFilter.parse({k: v for k, v in {"since": since, "until": until, "batch": batch,
+                                                       "decision": decision}.items() if v})
+    except DocketError as exc:
+        raise click.UsageError(exc.detail) from None
+
+
+def _builtins(settings: Settings):
+    from docket.rules import default_rules_dir, load_rules
+
+    return load_rules(settings.rules_dir or default_rules_dir())
+
+
+_FILTERS = [
+    click.option("--since", default=None, help="Jobs submitted from (ISO 8601 date or time)."),
+    click.option("--until", default=None, help="Jobs submitted before (ISO 8601)."),
+    click.option("--batch", default=None, help="Jobs of one batch."),
+    click.option("--decision", default=None, type=click.Choice(["approve", "needs_review", "reject"]),
+                 help="Jobs whose current decision is this (needs_review: the pending ones)."),
+]
+
+
+def _with_filters(command):
+    for option in reversed(_FILTERS):
+        command = option(command)
+    return command
+
+
+@rules.command("validate")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def rules_validate(file: Path) -> None:
+    """Check a policy file with the strict loader (schema, CEL, params, patterns); exit 1 if invalid."""
+    _, rule = _policy_file(file)
+    click.echo(f"{rule.name} {rule.version}: valid ({len(rule.checks)} checks)")
+
+
+@rules.command("push")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--tenant", required=True)
+@click.option("--by", default=None, help="Who pushes it (recorded; default: cli (user)).")
+def rules_push(file: Path, tenant: str, by: str | None) -> None:
+    """Store FILE as a draft version of its policy for TENANT; prints the version."""
+    from db.migrate import upgrade
+    from db.session import session_scope
+    from docket import policies
+    from docket.errors import DocketError
+    from docket.tenants import ensure_tenant
+
+    raw, rule = _policy_file(file)
+    settings = Settings.from_env()
+    upgrade(settings.database_url)
+    try:
+        with session_scope(settings.database_url) as session:
+            ensure_tenant(session, tenant)
+            view, created = policies.push(session, tenant, rule.name, raw, actor=_actor(by))
+    except DocketError as exc:
+        raise click.ClickException(exc.detail) from None
+    click.echo(view.version)
+    click.echo(f"{'stored' if created else 'already stored'}: {rule.name} {view.version} ({view.status}) "
+               f"for tenant {tenant}", err=True)
+
+
+@rules.command("simulate")
+@click.argument("name")
+@click.option("--version", "version", required=True, help="The version to try (a prefix of 8+ hex digits will do).")
+@click.option("--tenant", required=True)
+@_with_filters
+@click.option("--json", "as_json", is_flag=True, help="The whole answer as JSON.")
+def rules_simulate(name: str, version: str, tenant: str, since, until, batch, decision, as_json: bool) -> None:
+    """What VERSION would have decided for the tenant's past jobs (stored fields; nothing changes)."""
+    from db.migrate import upgrade
+    from db.session import session_scope
+    from docket import policies, simulation
+    from docket.errors import DocketError
+
+    settings = Settings.from_env()
+    upgrade(settings.database_url)
+    flt = _policy_filter(since, until, batch, decision)
+    builtins = _builtins(settings)
+    try:
+        with session_scope(settings.database_url) as session:
+            candidate = policies.find_rule(session, tenant, name, version, builtins)
+            result = simulation.simulate(session, tenant, candidate, flt, builtins,
+                                         duplicate_distance=settings.duplicate_distance)
+    except DocketError as exc:
+        raise click.ClickException(exc.detail) from None
+    if as_json:
+        click.echo(json.dumps(result, ensure_ascii=False, indent=2))
+        return
+    click.echo(f"{name} {candidate.version}: {result['evaluated']} job(s) evaluated, {result['changed']} would change "
+               f"({result['seconds']} s)")
+    for transition, n in result["transitions"].items():
+        examples = ", ".join(result["examples"].get(transition, []))
+        click.echo(f"  {transition:<28} {n:>7}   e.g. {examples}")
+    for check, counts in result["checks"].items():
+        click.echo(f"  check {check:<22} {counts['before']:>7} -> {counts['after']:<7} ({counts['change']:+d})")
+    if not result["stored_fields_sufficient"]:
+        click.echo(f"note: {result['reanalysis']['note']}", err=True)
+
+
+@rules.command("activate")
+@click.argument("name")
+@click.argument("version")
+@click.option("--tenant", required=True)
+@click.option("--by", default=None, help="Who activates it (recorded; default: cli (user)).")
+def rules_activate(name: str, version: str, tenant: str, by: str | None) -> None:
+    """Make VERSION the tenant's active version of NAME (an older one: a roll-back)."""
+    from db.migrate import upgrade
+    from db.session import session_scope
+    from docket import policies
+    from docket.errors import DocketError
+
+    settings = Settings.from_env()
+    upgrade(settings.database_url)
+    try:
+        with session_scope(settings.database_url) as session:
+            done = policies.activate(session, tenant, name, version, _builtins(settings), actor=_actor(by))
+    except DocketError as exc:
+        raise click.ClickException(exc.detail) from None
+    click.echo(f"{name} {done['version']} active for tenant {tenant} ({done['action']}; was {done['previous_version']})")
+
+
+@rules.command("redecide")
+@click.argument("name")
+@click.option("--tenant", required=True)
+@click.option("--version", "version", default=None, help="Default: the tenant's active version.")
+@_with_filters
+@click.option("--reanalyze", is_flag=True, help="Re-queue the jobs through the analyzers instead (needed when the "
+                                                 "version changes the prompt or fields schema).")
+@click.option("--queue", "queued", is_flag=True, help="Leave the run to the workers and print its id.")
+@click.option("--by", default=None, help="Who re-decides (recorded; default: cli (user)).")
+def rules_redecide(name: str, tenant: str, version: str | None, since, until, batch, decision, reanalyze: bool,
+                   queued: bool, by: str | None) -> None:
+    """Apply a version to the tenant's existing jobs: a new decision per job, the old ones kept."""
+    from db.migrate import upgrade
+    from db.session import session_scope
+    from docket import policies, redecide, runs, submission
+    from docket.errors import DocketError
+    from docket.queues import CPU_QUEUE, POLICY_RUN_TASK, create_celery
+
+    settings = Settings.from_env()
+    upgrade(settings.database_url)
+    flt = _policy_filter(since, until, batch, decision)
+    builtins = _builtins(settings)
+    try:
+        with session_scope(settings.database_url) as session:
+            if version is None:
+                candidate = policies.active_rules(session, tenant, builtins).get(name)
+                if candidate is None:
+                    raise click.ClickException(f"no policy {name} for tenant {tenant}")
+            else:
+                candidate = policies.find_rule(session, tenant, name, version, builtins)
+            run = redecide.start(session, tenant, candidate, flt, builtins, reanalyze=reanalyze, actor=_actor(by))
+            run_id, total = run.id, run.total
+    except DocketError as exc:
+        raise click.ClickException(exc.detail) from None
+    celery = create_celery(settings)
+    if queued:
+        celery.send_task(POLICY_RUN_TASK, args=[run_id], queue=CPU_QUEUE)
+        with session_scope(settings.database_url) as session:
+            runs.mark_published(session, run_id)
+        click.echo(run_id)
+        return
+
+    def progress(run) -> None:
+        click.echo(f"  {run.processed}/{total} jobs, {run.changed} changed, {run.flagged} flagged", err=True)
+
+    status = redecide.execute(settings.database_url, run_id, builtins, progress=progress,
+                              publish=lambda session, jobs: submission.publish(celery, session, jobs),
+                              duplicate_distance=settings.duplicate_distance)
+    with session_scope(settings.database_url) as session:
+        from db.models import PolicyRun
+
+        body = runs.run_json(session.get(PolicyRun, run_id))
+    click.echo(json.dumps(body, ensure_ascii=False, indent=2))
+    if status != "succeeded":
+        sys.exit(1)
 
 
 def _human(result: dict) -> str:

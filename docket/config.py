@@ -20,6 +20,12 @@ def _float(name: str, default: float) -> float:
     return float(raw) if raw not in (None, "") else default
 
 
+def _heartbeat_ttl() -> float:
+    """At least two heartbeats fit in the TTL, or a live worker would flicker dead."""
+    interval = max(0.2, _float("DOCKET_HEARTBEAT_INTERVAL", 5.0))
+    return max(2.5 * interval, _float("DOCKET_HEARTBEAT_TTL", 4 * interval))
+
+
 @dataclass(frozen=True)
 class ModelSettings:
     """The vision-language model analyzer: which model, how it runs, how much it may read/write."""
@@ -86,12 +92,27 @@ class Settings:
     task_time_limit: int = 300
     visibility_timeout: int = 600
     max_attempts: int = 3
-    sweep_interval: float = 30.0
-    # A `running` job older than this is presumed orphaned by a dead worker.
+    sweep_interval: float = 10.0
+    # Only for jobs claimed without a worker id (rows from before 0005): a `running` job older
+    # than this is presumed orphaned. Jobs that name their worker are judged by its heartbeat.
     stale_after: int = 360
-    # A `queued` job this old is queued again (its message may have been lost).
+    # A `queued` job published this long ago is published again (a backstop: the sweeper
+    # republishes missing messages as soon as it sees them missing, see docket/recovery.py).
     requeue_after: int = 900
     broker_connect_timeout: float = 2.0
+    # --- recovery (docket/liveness.py, docket/recovery.py, docket/broker.py) ---
+    # Every worker process refreshes its heartbeat key this often; a key unrefreshed for
+    # heartbeat_ttl seconds means the process is gone and its jobs are reclaimed.
+    heartbeat_interval: float = 5.0
+    heartbeat_ttl: float = 20.0
+    # A worker that cannot reach the database holds the message this long (polling), then hands
+    # it back to the queue and waits again on the next delivery: a message is never dropped.
+    database_wait: float = 60.0
+    # After a failed publish the API leaves publishing to the sweeper for this long instead of
+    # paying the broker's connect timeout on every request.
+    broker_retry_after: float = 5.0
+    # Retry-After (seconds) sent with 503 database_unavailable.
+    database_retry_after: int = 5
     # "required" forbids the open first-run mode of the embedded default (see api/auth.py).
     auth_mode: str = "auto"
     rate_limit: str = "600/minute"
@@ -132,10 +153,15 @@ class Settings:
             task_time_limit=task_time_limit,
             visibility_timeout=_int("DOCKET_VISIBILITY_TIMEOUT", 600),
             max_attempts=_int("DOCKET_MAX_ATTEMPTS", 3),
-            sweep_interval=_float("DOCKET_SWEEP_INTERVAL", 30.0),
+            sweep_interval=_float("DOCKET_SWEEP_INTERVAL", 10.0),
             stale_after=_int("DOCKET_STALE_AFTER", task_time_limit + 60),
             requeue_after=_int("DOCKET_REQUEUE_AFTER", 900),
             broker_connect_timeout=_float("DOCKET_BROKER_CONNECT_TIMEOUT", 2.0),
+            heartbeat_interval=max(0.2, _float("DOCKET_HEARTBEAT_INTERVAL", 5.0)),
+            heartbeat_ttl=_heartbeat_ttl(),
+            database_wait=max(0.0, _float("DOCKET_DATABASE_WAIT", 60.0)),
+            broker_retry_after=max(0.0, _float("DOCKET_BROKER_RETRY_AFTER", 5.0)),
+            database_retry_after=max(1, _int("DOCKET_DATABASE_RETRY_AFTER", 5)),
             auth_mode=os.environ.get("DOCKET_AUTH") or "auto",
             rate_limit=os.environ.get("DOCKET_RATE_LIMIT") or "600/minute",
             submit_rate_limit=os.environ.get("DOCKET_SUBMIT_RATE_LIMIT") or "120/minute",

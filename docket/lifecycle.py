@@ -14,10 +14,10 @@ from db.models import Decision
 from docket.events import job_finished
 
 
-def claim(session: Session, job_id: str, stale_after: int) -> int | None:
-    """Mark the job running for a new attempt and commit; the attempt number, or None when
-    another worker holds the job or it is already finished."""
-    attempt = stored.claim(session, job_id, stale_after)
+def claim(session: Session, job_id: str, stale_after: int, worker: str | None = None) -> int | None:
+    """Mark the job running for a new attempt held by `worker` (its heartbeat id) and commit; the
+    attempt number, or None when another worker holds the job or it is already finished."""
+    attempt = stored.claim(session, job_id, stale_after, worker)
     session.commit()
     return attempt
 
@@ -51,3 +51,12 @@ def release(session: Session, job_id: str, attempt: int) -> None:
     """Give the job back to the queue (a transient error; a retry follows)."""
     stored.release(session, job_id, attempt)
     session.commit()
+
+
+def reclaim(session: Session, job_id: str, attempt: int, worker: str | None) -> bool:
+    """Take a running job back from a worker that died or dropped it (docket/recovery.py decides
+    which); it is queued again, unpublished, for the sweeper to publish. No event: the job did
+    not finish. Commits; False when that attempt no longer holds the job."""
+    reclaimed = stored.reclaim(session, job_id, attempt, worker)
+    session.commit()
+    return reclaimed

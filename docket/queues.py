@@ -13,6 +13,9 @@ from docket.config import Settings
 
 CPU_QUEUE = "cpu"
 GPU_QUEUE = "gpu"
+# The sweepers and housekeeping: consumed by the worker that runs beat (`docket worker --beat`)
+# beside its own queues, so recovery never waits behind a backlog of analyses.
+CONTROL_QUEUE = "control"
 
 # Task names: the API and the sweeper publish by name, so neither imports the worker's code.
 ANALYZE_TASK = "docket.analyze_job"
@@ -20,12 +23,18 @@ SWEEP_TASK = "docket.sweep"
 SWEEP_WEBHOOKS_TASK = "docket.sweep_webhooks"
 DELIVER_WEBHOOK_TASK = "docket.deliver_webhook"
 HOUSEKEEPING_TASK = "docket.housekeeping"
+# Background policy runs (simulations, re-decisions, re-analyses: docket/runs.py) and their sweeper.
+POLICY_RUN_TASK = "docket.policy_run"
+SWEEP_POLICY_RUNS_TASK = "docket.sweep_policy_runs"
 
 # Modules that define the tasks above; only a worker process imports them.
-TASK_MODULES = ["worker.tasks", "worker.webhook_tasks", "worker.housekeeping"]
+TASK_MODULES = ["worker.tasks", "worker.webhook_tasks", "worker.housekeeping", "worker.policy_tasks"]
 
 
-def create_celery(settings: Settings, broker_url: str | None = None) -> Celery:
+def create_celery(settings: Settings, broker_url: str | None = None, *, fail_fast: bool = False) -> Celery:
+    """The app for `settings`. `fail_fast` (the API's): a publish that finds no broker fails on the
+    first refused connection instead of retrying until the connect timeout; the job is recorded
+    already, and the sweeper publishes it (see docket/broker.py)."""
     url = broker_url or settings.redis_url or "redis://127.0.0.1:6379/0"
     app = Celery("docket", broker=url, include=TASK_MODULES)
     app.conf.update(
@@ -44,11 +53,20 @@ def create_celery(settings: Settings, broker_url: str | None = None) -> Celery:
             "visibility_timeout": settings.visibility_timeout,
             "socket_connect_timeout": settings.broker_connect_timeout,
             "socket_timeout": 10,
+            **({"max_retries": 0} if fail_fast else {}),
         },
+        task_routes={name: {"queue": CONTROL_QUEUE} for name in (SWEEP_TASK, SWEEP_WEBHOOKS_TASK, HOUSEKEEPING_TASK,
+                                                                  SWEEP_POLICY_RUNS_TASK)},
         beat_schedule={
-            "sweep-jobs": {"task": SWEEP_TASK, "schedule": settings.sweep_interval},
-            "sweep-webhooks": {"task": SWEEP_WEBHOOKS_TASK, "schedule": settings.sweep_interval},
-            "housekeeping": {"task": HOUSEKEEPING_TASK, "schedule": max(settings.sweep_interval, 10.0)},
+            # A pass not started within a few intervals is dropped: the next one does its work.
+            "sweep-jobs": {"task": SWEEP_TASK, "schedule": settings.sweep_interval,
+                           "options": {"expires": 3 * settings.sweep_interval}},
+            "sweep-webhooks": {"task": SWEEP_WEBHOOKS_TASK, "schedule": settings.sweep_interval,
+                               "options": {"expires": 3 * settings.sweep_interval}},
+            "housekeeping": {"task": HOUSEKEEPING_TASK, "schedule": max(settings.sweep_interval, 10.0),
+                             "options": {"expires": 3 * max(settings.sweep_interval, 10.0)}},
+            "sweep-policy-runs": {"task": SWEEP_POLICY_RUNS_TASK, "schedule": settings.sweep_interval,
+                                  "options": {"expires": 3 * settings.sweep_interval}},
         },
         beat_schedule_filename=str(settings.data_dir / "celerybeat-schedule"),
         enable_utc=True,

@@ -20,7 +20,9 @@ def _time(value):
     return value.isoformat() if value else None
 
 
-def job_json(job: Job) -> dict:
+def job_json(job: Job, *, history: bool = False) -> dict:
+    """A job as the API shows it; `history` adds `decisions`, every decision it had, newest first
+    (GET /v1/jobs/{id}; lists and webhook payloads leave it out)."""
     body = {
         "id": job.id,
         "status": job.status,
@@ -41,6 +43,8 @@ def job_json(job: Job) -> dict:
         "error": {"code": job.error_code, "message": job.error_message} if job.status == "failed" else None,
         "callback_url": job.callback_url,
         "cached_from": job.cached_from,
+        "second_look": ({"at": _time(job.second_look_at), "reason": job.second_look_reason}
+                        if job.second_look_at else None),
         "decision": None,
         "fields": None,
         "reasons": None,
@@ -66,7 +70,19 @@ def job_json(job: Job) -> dict:
             timings=decision.timings,
             decided_at=_time(decision.created_at),
         )
+    if history:
+        body["decisions"] = decisions_json(job)
     return body
+
+
+def decisions_json(job: Job) -> list[dict]:
+    """The job's decision history, newest first: every analysis and re-decision, never edited."""
+    current = job.decision.id if job.decision is not None else None
+    return [{"id": d.id, "kind": d.kind, "current": d.id == current, "decision": d.decision,
+             "rule": {"name": d.rule_name, "version": d.rule_version}, "reasons": d.reasons, "fields": d.fields,
+             "analyzer": d.analyzer, "model": d.model, "redecision_id": d.run_id, "created_by": d.created_by,
+             "created_at": _time(d.created_at)}
+            for d in job.decisions]
 
 
 def batch_json(batch: Batch, counts: dict[str, int], jobs: list[Job]) -> dict:

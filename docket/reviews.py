@@ -92,6 +92,7 @@ def add_review(session: Session, job: Job, *, decision: Any, comment: Any, field
     for column, value in queue_values(decision, after).items():
         setattr(job, column, value)
     job.reviewed_at = now
+    job.second_look_at = job.second_look_reason = None  # a person has looked again
     session.flush()
 
     record_event(session, tenant_id=job.tenant_id, event_type="review.updated", data=job_json(job),

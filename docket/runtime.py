@@ -45,9 +45,20 @@ def local_stack(settings: Settings, *, workers: int = 1, quiet_workers: bool = F
         os.environ["DOCKET_REDIS_URL"] = url  # child workers must use the same server
         settings = Settings.from_env()
         upgrade(settings.database_url)
+        _archive_builtins(settings)
         if workers:
             proc = start_worker(workers, queues=queues, quiet=quiet_workers)
             stack.callback(stop_process, proc)
             if started is not None:
                 started.append(proc)
         yield settings
+
+
+def _archive_builtins(settings: Settings) -> None:
+    """The deployed built-in policies' sources, kept by version (docket.policies)."""
+    from db.session import session_scope
+    from docket.policies import archive_builtins
+    from docket.rules import default_rules_dir, load_rules
+
+    with session_scope(settings.database_url) as session:
+        archive_builtins(session, load_rules(settings.rules_dir or default_rules_dir()))

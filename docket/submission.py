@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from db import documents
 from db.models import DEFAULT_TENANT, Batch, Decision, Document, Job, utcnow
 from db.review_queue import queue_values
-from docket import duplicates, invoice_facts, storage
+from docket import broker, database, duplicates, invoice_facts, storage
 from docket.analyzers import known, route
 from docket.config import Settings
 from docket.documents import inspect
@@ -119,7 +119,8 @@ def cached_decision(session: Session, tenant_id: str, sha256: str, rule: Rule, a
     return session.scalar(
         select(Decision).join(Job, Job.id == Decision.job_id)
         .where(Job.tenant_id == tenant_id, Job.document_sha256 == sha256, Job.rule_name == rule.name,
-               Job.rule_version == rule.version, Job.analyzer == analyzer, Job.status == "succeeded")
+               Job.rule_version == rule.version, Job.analyzer == analyzer, Job.status == "succeeded",
+               Decision.run_id.is_(None))  # an analyzer's decision, never a re-decision's
         .order_by(Decision.created_at.desc()).limit(1))
 
 
@@ -142,18 +143,28 @@ def reuse_decision(session: Session, job: Job, earlier: Decision) -> None:
 def publish(celery: Celery, session: Session, jobs: Iterable[Job]) -> int:
     """Publish a message per job (after its row is committed); returns how many went out.
 
-    A broker failure is logged, not raised: the jobs stay queued for the sweeper.
+    A broker failure is logged, not raised: the jobs stay queued for the sweeper. After one, this
+    process leaves publishing to the sweeper for `broker_retry_after` seconds (docket/broker.py)
+    instead of making every request wait for the broker's connect timeout. Recording that the
+    messages went out is best effort too: the job is committed and its message sent, so a
+    database that drops the connection now costs at most a duplicate message, never a 5xx that
+    would make the client submit the document again.
     """
+    retry_after = Settings.from_env().broker_retry_after
     sent = []
     for job in jobs:
-        try:
-            task, queue = route(job.analyzer)
-            celery.send_task(task, args=[job.id], queue=queue, retry=False)
-        except Exception as exc:  # kombu raises OperationalError and socket errors alike
-            log.warning("broker unavailable, %s stays queued for the sweeper: %s", job.id, exc)
-            break
+        task, queue = route(job.analyzer)
+        if not broker.try_send(celery, task, [job.id], queue, retry_after):
+            break  # the broker is down: the rest stay queued for the sweeper as well
         sent.append(job.id)
     if sent:
-        session.execute(update(Job).where(Job.id.in_(sent)).values(enqueued_at=utcnow()))
-        session.commit()
+        try:
+            session.execute(update(Job).where(Job.id.in_(sent)).values(enqueued_at=utcnow()))
+            session.commit()
+        except Exception as exc:
+            if not database.unavailable(exc):
+                raise
+            session.rollback()
+            log.warning("published %d job(s) but could not record it (%s); the sweeper may publish them again",
+                        len(sent), type(exc).__name__)
     return len(sent)

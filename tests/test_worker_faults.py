@@ -28,7 +28,8 @@ def fault_env(tmp_path, postgres_url, throwaway, monkeypatch):
     """Real Postgres, a private Redis (these tests stop and start it), short timeouts."""
     env = base_env(tmp_path / "data")
     env.update(DOCKET_DATABASE_URL=postgres_url, DOCKET_VISIBILITY_TIMEOUT="3", DOCKET_STALE_AFTER="6",
-               DOCKET_TASK_TIME_LIMIT="60", DOCKET_SWEEP_INTERVAL="1", DOCKET_LOG_LEVEL="INFO")
+               DOCKET_TASK_TIME_LIMIT="60", DOCKET_SWEEP_INTERVAL="1", DOCKET_LOG_LEVEL="INFO",
+               DOCKET_HEARTBEAT_INTERVAL="0.5", DOCKET_HEARTBEAT_TTL="2")
     for key, value in env.items():
         if key.startswith("DOCKET_"):
             monkeypatch.setenv(key, value)

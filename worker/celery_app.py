@@ -2,7 +2,28 @@
 process's settings. Task modules decorate their tasks with it."""
 from __future__ import annotations
 
-from docket.config import Settings
-from docket.queues import create_celery
+from celery.signals import celeryd_after_setup, worker_process_init
 
-celery = create_celery(Settings.from_env())
+from db.session import get_engine
+from docket.config import Settings
+from docket.queues import CONTROL_QUEUE, create_celery
+
+_settings = Settings.from_env()
+_settings.data_dir.mkdir(parents=True, exist_ok=True)  # beat keeps its schedule file there
+celery = create_celery(_settings)
+
+
+@celeryd_after_setup.connect
+def _beat_worker_consumes_control(sender, instance, **_kwargs) -> None:
+    """The worker that runs beat (`--beat`) also consumes the control queue, where the sweepers
+    go: beside its own queues, served in turn, never behind their backlog."""
+    if getattr(instance, "beat", None):
+        instance.app.amqp.queues.select_add(CONTROL_QUEUE)
+
+
+@worker_process_init.connect
+def _own_database_connections(**_kwargs) -> None:
+    """A forked pool process must not use the connections its parent opened before the fork (the
+    main process touches the database at start-up): two processes on one socket corrupt each
+    other's transactions. The child starts a pool of its own and leaves the parent's alone."""
+    get_engine(Settings.from_env().database_url).dispose(close=False)

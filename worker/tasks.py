@@ -6,19 +6,18 @@ import logging
 import time
 from pathlib import Path
 
-from celery.exceptions import SoftTimeLimitExceeded
-from sqlalchemy.exc import OperationalError as DatabaseUnavailable
+from celery.exceptions import Reject, SoftTimeLimitExceeded
 
+from docket import database, invoice_facts, lifecycle, policies, recovery
 from db import jobs as job_state
-from docket import invoice_facts, lifecycle
-from db.models import Decision, Document, Job, utcnow
+from db.models import Decision, Document, Job
 from db.session import session_scope
 from docket.config import Settings
-from docket.analyzers import route
 from docket.errors import DocumentError
 from docket.queues import ANALYZE_TASK, SWEEP_TASK
 from docket.rules import evaluate, load_rules, default_rules_dir
 from docket import duplicates as duplicate_scan
+from worker import heartbeat
 from worker.analyzers import get_analyzer
 from worker.celery_app import celery
 from docket.pages import prepare
@@ -42,47 +41,94 @@ class TransientError(Exception):
 @celery.task(name=ANALYZE_TASK, bind=True, acks_late=True, reject_on_worker_lost=True,
              max_retries=settings.max_attempts)
 def analyze_job(self, job_id: str) -> str:
+    """Claim, analyze, record — while this process's heartbeat lists the job (worker/heartbeat.py),
+    so the sweeper can tell this attempt from one whose worker died (docket/liveness.py).
+
+    The database being away costs time, never the job: the claim waits for it (up to
+    `database_wait`), then hands the message back to the queue (Reject, requeue) to wait again on
+    its next delivery; the outcome, once analysed, is written as soon as the database answers.
+    Should a write still fail, the job stays `running` without a holder and the sweeper takes it
+    back when the database returns."""
+    beat = heartbeat.current()
+    with beat.holding(job_id) as worker:
+        return _attempt(self, job_id, worker)
+
+
+def _attempt(task, job_id: str, worker: str) -> str:
     url = settings.database_url
-    try:
+
+    tried = []
+
+    def claim():
         with session_scope(url) as session:
-            attempt = lifecycle.claim(session, job_id, settings.stale_after)
-    except DatabaseUnavailable as exc:
-        raise self.retry(exc=exc, countdown=_backoff(self.request.retries))
+            if tried:  # the connection failed last time, perhaps after the claim had committed
+                held = job_state.attempt_held_by(session, job_id, worker)
+                if held is not None:
+                    return held
+            tried.append(True)
+            return lifecycle.claim(session, job_id, settings.stale_after, worker)
+
+    try:
+        attempt = database.wait_for(claim, _claim_wait(), f"the claim of job {job_id}")
+    except Exception as exc:
+        if not database.unavailable(exc):
+            raise
+        log.warning("job %s: database still unavailable; message handed back to the queue", job_id)
+        raise Reject(exc, requeue=True) from None
     if attempt is None:
         return "skipped"  # finished already, or another worker holds it
     if attempt > settings.max_attempts:
-        with session_scope(url) as session:
-            lifecycle.fail(session, job_id, "worker_lost",
-                           f"gave up after {attempt - 1} attempts that ended without a result "
-                           "(worker killed, out of memory or time limit)", attempt)
-        return "failed"
+        return _record(job_id, "failed", lambda s: lifecycle.fail(
+            s, job_id, "worker_lost", f"gave up after {attempt - 1} attempts that ended without a result "
+            "(worker killed, out of memory or time limit)", attempt))
     try:
-        decision = _analyze(job_id)
+        decision = database.wait_for(lambda: _analyze(job_id), settings.database_wait, f"the analysis of job {job_id}")
     except DocumentError as exc:
-        with session_scope(url) as session:
-            lifecycle.fail(session, job_id, exc.code, exc.detail, attempt)
-        return "failed"
+        code, detail = exc.code, exc.detail
+        return _record(job_id, "failed", lambda s: lifecycle.fail(s, job_id, code, detail, attempt))
     except SoftTimeLimitExceeded:
-        with session_scope(url) as session:
-            lifecycle.fail(session, job_id, "timeout",
-                           f"analysis took longer than {settings.task_soft_time_limit} s", attempt)
-        return "failed"
-    except (TransientError, DatabaseUnavailable) as exc:
-        if self.request.retries >= self.max_retries:
-            with session_scope(url) as session:
-                lifecycle.fail(session, job_id, "transient_error", f"retries exhausted: {exc}", attempt)
-            return "failed"
-        with session_scope(url) as session:
-            lifecycle.release(session, job_id, attempt)
-        raise self.retry(exc=exc, countdown=_backoff(self.request.retries))
+        return _record(job_id, "failed", lambda s: lifecycle.fail(
+            s, job_id, "timeout", f"analysis took longer than {settings.task_soft_time_limit} s", attempt))
+    except TransientError as exc:
+        if task.request.retries >= task.max_retries:
+            message = f"retries exhausted: {exc}"
+            return _record(job_id, "failed", lambda s: lifecycle.fail(s, job_id, "transient_error", message, attempt))
+        _record(job_id, "released", lambda s: lifecycle.release(s, job_id, attempt))
+        raise task.retry(exc=exc, countdown=_backoff(task.request.retries))
     except Exception as exc:  # a bug or an analyzer crash: record it, never leave the job hanging
+        if database.unavailable(exc):  # waited database_wait in vain: the sweeper takes it back later
+            log.warning("job %s: database unavailable during the analysis; left for the sweeper", job_id)
+            return "deferred"
         log.exception("job %s failed", job_id)
-        with session_scope(url) as session:
-            lifecycle.fail(session, job_id, "analysis_error", f"{type(exc).__name__}: {exc}", attempt)
-        return "failed"
-    with session_scope(url) as session:
-        stored = lifecycle.succeed(session, job_id, attempt, decision)
-    return "succeeded" if stored else "skipped"
+        message = f"{type(exc).__name__}: {exc}"
+        return _record(job_id, "failed", lambda s: lifecycle.fail(s, job_id, "analysis_error", message, attempt))
+    return _record(job_id, "succeeded", lambda s: lifecycle.succeed(s, job_id, attempt, decision))
+
+
+def _claim_wait() -> float:
+    # Leave the analysis most of the soft time limit even after a long wait for the database.
+    return max(0.0, min(settings.database_wait, settings.task_soft_time_limit / 2))
+
+
+def _record(job_id: str, outcome: str, write) -> str:
+    """Write an outcome, waiting for the database as long as `database_wait`; the outcome, or
+    "skipped" when this attempt no longer owns the job, or "deferred" when the database never
+    answered (the job is then left to the sweeper: `running`, and no longer in our heartbeat)."""
+    def attempt():
+        with session_scope(settings.database_url) as session:
+            return write(session)
+
+    try:
+        done = database.wait_for(attempt, settings.database_wait, f"recording job {job_id} as {outcome}")
+    except SoftTimeLimitExceeded:
+        log.warning("job %s: time limit reached while waiting for the database; left for the sweeper", job_id)
+        return "deferred"
+    except Exception as exc:
+        if not database.unavailable(exc):
+            raise
+        log.warning("job %s: database unavailable, %s not recorded; left for the sweeper", job_id, outcome)
+        return "deferred"
+    return outcome if done in (True, None) else "skipped"
 
 
 def _backoff(retries: int) -> int:
@@ -95,7 +141,8 @@ def _analyze(job_id: str) -> Decision:
         document = session.get(Document, job.document_sha256)
         rule_name, analyzer_name, filename = job.rule_name, job.analyzer, job.filename
         mime, storage_path, pages = document.mime_type, document.storage_path, document.page_count
-    rule = rules().get(rule_name)
+        # The exact version the job was submitted under: built-in or the tenant's own.
+        rule = policies.submitted_rule(session, job.tenant_id, rule_name, job.rule_version, rules())
     if rule is None:
         raise DocumentError(f"the rule {rule_name!r} no longer exists", code="unknown_rule")
     timings: dict[str, float] = {}
@@ -140,16 +187,14 @@ def _near_duplicates(job_id: str, first_page) -> list[str]:
 
 @celery.task(name=SWEEP_TASK, acks_late=True)
 def sweep() -> int:
-    """Publish every job whose message is missing or presumed lost. Safe to run anywhere, any
-    number of times: the claim in analyze_job lets only one attempt through."""
-    with session_scope(settings.database_url) as session:
-        due = job_state.needing_publish(session, now=utcnow(), settle=2.0, requeue_after=settings.requeue_after,
-                                        stale_after=settings.stale_after)
-        for job in due:
-            task, queue = route(job.analyzer)
-            celery.send_task(task, args=[job.id], queue=queue)
-            if job.status == "queued":
-                job.enqueued_at = utcnow()
-        if due:
-            log.info("sweeper published %d job(s)", len(due))
-        return len(due)
+    """Reclaim the jobs of dead workers and publish every job whose message is missing or lost
+    (docket/recovery.py). Safe to run anywhere, any number of times: the claim in analyze_job
+    lets only one attempt through."""
+    try:
+        return recovery.sweep_jobs(settings, celery).total
+    except Exception as exc:
+        if not database.unavailable(exc):
+            raise
+        log.warning("sweeper: database unavailable (%s); next pass in %.0f s", type(exc).__name__,
+                    settings.sweep_interval)
+        return 0

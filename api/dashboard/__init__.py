@@ -118,19 +118,20 @@ def queue():
     filters["sort"] = sort
     return render_template("dashboard/queue.html", jobs=jobs, next_cursor=next_cursor, counts=counts,
                            filters=filters, active_decision=decision, statuses=JOB_STATUSES, decisions=DECISIONS,
-                           rules=sorted(context.rules()), query={k: v for k, v in filters.items() if v})
+                           rules=sorted(context.tenant_rules(_tenant())), query={k: v for k, v in filters.items() if v})
 
 
 @bp.get("/jobs/<job_id>")
 @signed_in
 def job_page(job_id: str):
     job = tenant_job(job_id)
-    rule = context.rules().get(job.rule_name)
+    rule = context.job_rule(job)
+    active = context.tenant_rules(_tenant()).get(job.rule_name)
     rows = presenters.field_rows(job, rule)
     return render_template("dashboard/job.html", job=job, rows=rows, trail=presenters.trail(job),
                            decisions=DECISIONS, next_job=_next_in_queue(job),
                            pages=range(1, min(job.document.page_count or 1, MAX_PAGES_SHOWN) + 1),
-                           rule_current=(rule is not None and rule.version == job.rule_version),
+                           rule_current=(rule is not None and active is not None and rule.version == active.version),
                            can_review=current().can("review"), source_titles=presenters.SOURCE_TITLES)
 
 
@@ -152,7 +153,7 @@ def review_post(job_id: str):
     who = current()
     if not who.can("review"):
         abort(403)
-    rule = context.rules().get(job.rule_name)
+    rule = context.job_rule(job)
     corrections = presenters.parse_corrections(request.form, presenters.field_rows(job, rule))
     if isinstance(corrections, str):
         flash(corrections, "error")
@@ -220,7 +221,7 @@ def overview():
     numbers = stats.overview(context.db(), _tenant(), since, until, rule=rule)
     chart = presenters.day_bars(numbers["per_day"], since.date(), until.date())
     return render_template("dashboard/overview.html", stats=numbers, chart=chart, days=days, rule=rule,
-                           rules=sorted(context.rules()), per_rule=presenters.rule_totals(numbers["per_day"]))
+                           rules=sorted(context.tenant_rules(_tenant())), per_rule=presenters.rule_totals(numbers["per_day"]))
 
 
 @bp.get("/export.csv")

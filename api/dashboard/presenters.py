@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
 from db.models import Job
@@ -123,15 +123,28 @@ def trail(job: Job) -> list[TrailEntry]:
         entries.append(TrailEntry(as_utc(job.started_at), "analysis started", detail=f"attempt {job.attempts}"))
     if job.status == "failed":
         entries.append(TrailEntry(as_utc(job.finished_at), "failed", detail=f"{job.error_code}: {job.error_message}"))
-    if job.decision is not None:
-        entries.append(TrailEntry(as_utc(job.decision.created_at), f"decided: {job.decision.decision}",
-                                  who=job.decision.analyzer + (f" · {job.decision.model}" if job.decision.model else "")))
+    previous = None
+    for decision in reversed(job.decisions):  # oldest first
+        if decision.kind == "redecision":
+            what = (f"re-decided: {previous} → {decision.decision}" if previous and previous != decision.decision
+                    else f"re-decided: {decision.decision} (unchanged)")
+            entries.append(TrailEntry(as_utc(decision.created_at), what, who=decision.created_by or "",
+                                      detail=f"policy {decision.rule_name} {decision.rule_version[:19]}"))
+        else:
+            what = "decided" if previous is None else "re-analysed"
+            entries.append(TrailEntry(as_utc(decision.created_at), f"{what}: {decision.decision}",
+                                      who=decision.analyzer + (f" · {decision.model}" if decision.model else ""),
+                                      detail="" if previous is None else
+                                      f"policy {decision.rule_name} {decision.rule_version[:19]}"))
+        previous = decision.decision
     for review in job.reviews:
         changes = [(name, _shown(review.fields_before.get(name)), _shown(review.fields_after.get(name)))
                    for name in review.changed_fields]
         entries.append(TrailEntry(as_utc(review.created_at), f"reviewed: {review.decision_before} → {review.decision_after}",
                                   who=review.reviewer, detail=review.comment, changes=changes,
                                   policy=review.policy_after))
+    # Re-decisions can come after reviews: in time order (stable, so same-instant entries keep theirs).
+    entries.sort(key=lambda e: e.at or datetime.max.replace(tzinfo=timezone.utc))
     return entries
 
 
@@ -183,3 +196,33 @@ def rule_totals(per_day: list[dict]) -> list[dict]:
     peak = max([r["total"] for r in rules.values()] + [1])
     return [{"rule": name, **counts, "share": {k: counts[k] / peak * 100 for k in ("approve", "needs_review", "reject")}}
             for name, counts in sorted(rules.items())]
+
+
+def simulation_chart(result: dict, *, width: float = 640, bar: float = 26, gap: float = 10) -> dict:
+    """Jobs per decision now (each job's newest decision) and under the simulated version, as
+    pairs of horizontal SVG bars, plus one bar per transition."""
+    transitions = result.get("transitions") or {}
+    unchanged = result.get("unchanged") or {}
+    before = {d: unchanged.get(d, 0) for d in ("approve", "needs_review", "reject")}
+    after = dict(before)
+    for key, n in transitions.items():
+        source, _, target = key.partition("→")
+        before[source] = before.get(source, 0) + n
+        after[target] = after.get(target, 0) + n
+    peak = max(list(before.values()) + list(after.values()) + list(transitions.values()) + [1])
+    label, scale = 150.0, (width - 150.0 - 50) / peak
+    rows, y = [], 0.0
+    for decision in ("approve", "needs_review", "reject"):
+        for when, counts in (("now", before), ("simulated", after)):
+            n = counts.get(decision, 0)
+            rows.append({"y": y, "w": round(n * scale, 2), "n": n, "cls": decision, "when": when,
+                         "label": f"{decision.replace('_', ' ')} · {when}"})
+            y += bar
+        y += gap
+    moves = []
+    for key, n in sorted(transitions.items(), key=lambda kv: -kv[1]):
+        source, _, target = key.partition("→")
+        moves.append({"y": y, "w": round(n * scale, 2), "n": n, "cls": target, "label": key.replace("_", " ").replace("→", " → "),
+                      "key": key})
+        y += bar
+    return {"rows": rows, "moves": moves, "height": y + 4, "width": width, "label_width": label, "bar": bar - 6}

@@ -96,7 +96,7 @@ import logging
 from docket.rules import schema as _schema
 from docket.rules import syntax as _syntax
 from docket.rules.evaluation import DECISIONS, Verdict, evaluate
-from docket.rules.loader import default_rules_dir, load_rule, load_rules
+from docket.rules.loader import canonical_source, default_rules_dir, load_rule, load_rule_source, load_rules, source_version
 from docket.rules.model import Check, Rule
 from docket.rules.schema import DOCUMENT_TYPES, RULE_FILE_SCHEMA, RuleError
 
@@ -109,6 +109,9 @@ __all__ = [
     "DOCUMENT_TYPES",
     "load_rule",
     "load_rules",
+    "load_rule_source",
+    "canonical_source",
+    "source_version",
     "default_rules_dir",
     "evaluate",
     "RULE_FILE_SCHEMA",

@@ -56,8 +56,14 @@ def evaluate(
     now: _dt.datetime | None = None,
     proposed: str = "approve",
     proposed_reasons: Iterable[dict] = (),
+    schema_reasons: Iterable[dict] | None = None,
 ) -> Verdict:
-    """Apply ``rule`` to extracted ``fields``; see the :mod:`docket.rules` docstring for semantics."""
+    """Apply ``rule`` to extracted ``fields``; see the :mod:`docket.rules` docstring for semantics.
+
+    ``schema_reasons``: the ``required:*``/``schema:*`` reasons an earlier evaluation found for
+    these same fields against this same fields schema (validation is deterministic, and most of
+    an evaluation's cost); they are reused instead of validating again. Simulations and
+    re-decisions pass them when the schema did not change."""
     if proposed not in _SEVERITY:
         raise ValueError(f"proposed decision must be one of {DECISIONS}, got {proposed!r}")
     tag = {"rule": rule.name, "rule_version": rule.version}
@@ -75,27 +81,11 @@ def evaluate(
         cleaned = _clean(fields)
     else:
         cleaned = {}
-        add("schema:$", "needs_review", f"extracted fields must be an object, got {type(fields).__name__}")
-
-    for name in rule.required_fields:
-        if name not in cleaned:
-            add(f"required:{name}", "needs_review", f"required field {name} was not found")
-
-    try:
-        errors = [
-            e
-            for e in rule.validator().iter_errors(cleaned)
-            if not (e.validator == "required" and not e.absolute_path)  # reported as required:<field>
-        ]
-    except Exception as exc:  # pragma: no cover - defensive (e.g. recursion on odd input)
-        errors = []
-        add("schema:$", "needs_review", f"could not validate fields: {_one_line(exc)}")
-    errors.sort(key=lambda e: [str(p) for p in e.absolute_path])
-    for error in errors[:_MAX_SCHEMA_REASONS]:
-        where = "/".join(str(p) for p in error.absolute_path) or "$"
-        add(f"schema:{where}", "needs_review", f"field {where} is invalid: {_truncate(error.message)}")
-    if len(errors) > _MAX_SCHEMA_REASONS:
-        add("schema:$", "needs_review", f"{len(errors) - _MAX_SCHEMA_REASONS} more schema errors not shown")
+    if schema_reasons is not None:
+        for reason in schema_reasons:
+            add(reason["check"], reason["outcome"], reason["message"])
+    else:
+        _validate(rule, fields, cleaned, add)
 
     document = _clean(document) if isinstance(document, Mapping) else {}
     moment = _utc(now) if now is not None else _dt.datetime.now(_dt.timezone.utc)
@@ -128,3 +118,28 @@ def evaluate(
         context.add_variable("document", None)
         rule._contexts.append(context)
     return Verdict(decision=decision, reasons=reasons)
+
+
+def _validate(rule: Rule, fields: Any, cleaned: dict, add) -> None:
+    """``required:<field>`` and ``schema:<path>`` reasons for fields that do not fit the schema."""
+    if not isinstance(fields, Mapping):
+        add("schema:$", "needs_review", f"extracted fields must be an object, got {type(fields).__name__}")
+    for name in rule.required_fields:
+        if name not in cleaned:
+            add(f"required:{name}", "needs_review", f"required field {name} was not found")
+
+    try:
+        errors = [
+            e
+            for e in rule.validator().iter_errors(cleaned)
+            if not (e.validator == "required" and not e.absolute_path)  # reported as required:<field>
+        ]
+    except Exception as exc:  # pragma: no cover - defensive (e.g. recursion on odd input)
+        errors = []
+        add("schema:$", "needs_review", f"could not validate fields: {_one_line(exc)}")
+    errors.sort(key=lambda e: [str(p) for p in e.absolute_path])
+    for error in errors[:_MAX_SCHEMA_REASONS]:
+        where = "/".join(str(p) for p in error.absolute_path) or "$"
+        add(f"schema:{where}", "needs_review", f"field {where} is invalid: {_truncate(error.message)}")
+    if len(errors) > _MAX_SCHEMA_REASONS:
+        add("schema:$", "needs_review", f"{len(errors) - _MAX_SCHEMA_REASONS} more schema errors not shown")

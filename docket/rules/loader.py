@@ -89,64 +89,120 @@ def load_rule(path: str | os.PathLike) -> Rule:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise RuleError(f"{path}: not UTF-8: {exc}") from exc
+    return _load(text, version=version, where=str(path), path=path, expected_name=path.stem,
+                 name_is="the file name stem")
+
+
+#: Where a message gets its " (line N)", once the line is known.
+_AT = "\x00at\x00"
+
+
+def canonical_source(source: str | bytes) -> str:
+    """A policy's source as stored and hashed: UTF-8 text without a byte-order mark, ``\n``
+    line ends, exactly one newline at the end. A file already written that way (as the
+    built-in ones are) hashes to the same version as the file itself."""
+    if isinstance(source, bytes):
+        try:
+            source = source.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise RuleError(f"policy source is not UTF-8: {exc}") from exc
+    text = source.removeprefix("\ufeff").replace("\r\n", "\n").replace("\r", "\n")
+    return text.rstrip() + "\n"
+
+
+def source_version(source: str | bytes) -> str:
+    """The version of a policy source: ``sha256:`` and the hash of its canonical UTF-8 bytes."""
+    return "sha256:" + hashlib.sha256(canonical_source(source).encode("utf-8")).hexdigest()
+
+
+def load_rule_source(source: str | bytes, *, name: str | None = None, where: str | None = None,
+                     version: str | None = None) -> Rule:
+    """Load and strictly validate a policy given as text (a version pushed through the API or the
+    CLI, or one kept in the database) exactly as :func:`load_rule` validates a file. ``name``,
+    when given, must be the policy's ``name``. Errors name ``where`` (default: the policy name)
+    and carry ``line``/``key`` where they can be placed. The version is :func:`source_version`
+    unless given (an archived built-in file keeps the hash of its bytes)."""
+    text = canonical_source(source)
+    version = version or source_version(text)
+    label = where or name or "policy"
+    return _load(text, version=version, where=label, path=Path(f"{name or 'policy'}@{version}"),
+                 expected_name=name, name_is="the policy name")
+
+
+def _load(text: str, *, version: str, where: str, path: Path, expected_name: str | None, name_is: str) -> Rule:
+    def fail(message: str, *keys: Any, line: int | None = None) -> RuleError:
+        key = _json_path(keys) if keys else None
+        if line is None and keys:
+            line = _line_of(text, keys)
+        place = f" (line {line})" if line else ""
+        return RuleError(f"{where}: {message.replace(_AT, place, 1)}", line=line, key=key)
+
     try:
         data = yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - SafeLoader subclass
     except yaml.YAMLError as exc:
-        raise RuleError(f"{path}: invalid YAML: {_one_line(exc)}") from exc
+        mark = getattr(exc, "problem_mark", None)
+        raise RuleError(f"{where}: invalid YAML: {_one_line(exc)}",
+                        line=mark.line + 1 if mark is not None else None) from exc
     if not isinstance(data, dict):
-        raise RuleError(f"{path}: expected a YAML mapping at the top level, got {type(data).__name__}")
+        raise RuleError(f"{where}: expected a YAML mapping at the top level, got {type(data).__name__}", line=1)
 
     error = jsonschema.exceptions.best_match(_RULE_FILE_VALIDATOR.iter_errors(data))
     if error is not None:
-        where = _json_path(error.absolute_path)
-        raise RuleError(f"{path}: invalid rule file at {where}: {_truncate(error.message)}")
+        keys = list(error.absolute_path)
+        raise fail(f"invalid rule file at {_json_path(keys)}{_AT}: {_truncate(error.message)}", *keys)
 
     name = data["name"]
-    if name != path.stem:
-        raise RuleError(f"{path}: name {name!r} must equal the file name stem {path.stem!r}")
+    if expected_name is not None and name != expected_name:
+        raise fail(f"name {name!r} must equal {name_is} {expected_name!r}{_AT}", "name")
 
     schema = data["fields"]
     try:
         Draft202012Validator.check_schema(schema)
     except jsonschema.exceptions.SchemaError as exc:
-        where = _json_path(exc.absolute_path)
-        raise RuleError(f"{path}: fields is not a valid JSON Schema at {where}: {_truncate(exc.message)}") from exc
+        keys = ["fields", *exc.absolute_path]
+        raise fail(f"fields is not a valid JSON Schema at {_json_path(exc.absolute_path)}{_AT}: "
+                   f"{_truncate(exc.message)}", *keys) from exc
     properties = schema.get("properties", {})
-    for required in schema.get("required", ()):
+    for index, required in enumerate(schema.get("required", ())):
         if required not in properties:
-            raise RuleError(f"{path}: required field {required!r} is not declared in fields.properties")
+            raise fail(f"required field {required!r} is not declared in fields.properties{_AT}",
+                       "fields", "required", index)
 
     params = _plain(data.get("params") or {})
     for key, value in params.items():
         if key.endswith(("_pattern", "_patterns", "_terms")):
             for pattern in value if isinstance(value, list) else [value]:
                 if not isinstance(pattern, str):
-                    raise RuleError(f"{path}: params.{key} must hold regular-expression strings, got {pattern!r}")
+                    raise fail(f"params.{key} must hold regular-expression strings, got {pattern!r}{_AT}",
+                               "params", key)
                 problem = _regex_problem(pattern)
                 if problem:
-                    raise RuleError(f"{path}: params.{key}: invalid RE2 pattern {pattern!r}: {problem}")
+                    raise fail(f"params.{key}{_AT}: invalid RE2 pattern {pattern!r}: {problem}", "params", key)
 
     typing = _Typing(params=params, field_types=_field_types(schema))
     checks: list[Check] = []
     seen_ids: set[str] = set()
-    for item in data["checks"]:
+    for index, item in enumerate(data["checks"]):
         check_id = item["id"]
         if check_id in seen_ids:
-            raise RuleError(f"{path}: duplicate check id {check_id!r}")
+            raise fail(f"duplicate check id {check_id!r}{_AT}", "checks", index, "id")
         seen_ids.add(check_id)
         expr = item["expr"]
         try:
             compiled = _compile(expr, typing)
         except _Unsupported as exc:
-            raise RuleError(f"{path}: check {check_id!r}: CEL that Docket cannot check ({exc}): {expr!r}") from exc
+            raise fail(f"check {check_id!r}{_AT}: CEL that Docket cannot check ({exc}): {expr!r}",
+                       "checks", index, "expr") from exc
         except Exception as exc:  # ValueError from the engine's parser
-            raise RuleError(f"{path}: check {check_id!r}: CEL does not compile{_compile_error_text(exc)}: {expr!r}") from exc
+            raise fail(f"check {check_id!r}{_AT}: CEL does not compile{_compile_error_text(exc)}: {expr!r}",
+                       "checks", index, "expr") from exc
         problem = _static_problem(compiled, params=params, field_names=set(properties))
         if problem:
-            raise RuleError(f"{path}: check {check_id!r}: {problem}")
+            raise fail(f"check {check_id!r}{_AT}: {problem}", "checks", index, "expr")
         for kind, key in _PLACEHOLDER.findall(item["message"]):
             if kind == "params" and key not in params:
-                raise RuleError(f"{path}: check {check_id!r}: message refers to unknown params.{key}")
+                raise fail(f"check {check_id!r}{_AT}: message refers to unknown params.{key}",
+                           "checks", index, "message")
         checks.append(
             Check(id=check_id, expr=expr, outcome=item["outcome"], message=item["message"], program=compiled.program)
         )
@@ -165,6 +221,29 @@ def load_rule(path: str | os.PathLike) -> Rule:
         _validator=_fields_validator(schema),
         _cel_params=_to_cel(params, numbers_as_double=True),
     )
+
+
+def _line_of(text: str, keys: list[Any]) -> int | None:
+    """The 1-based line where the value at ``keys`` (mapping keys and list indexes) starts in
+    the YAML ``text``: the deepest node that exists, so a missing key points at its parent."""
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError:
+        return None
+    line = node.start_mark.line + 1 if node is not None else None
+    for key in keys:
+        if isinstance(node, yaml.MappingNode):
+            found = next((v for k, v in node.value if getattr(k, "value", None) == str(key)), None)
+            if found is None:
+                break
+            key_node = next(k for k, v in node.value if v is found)
+            node, line = found, key_node.start_mark.line + 1
+        elif isinstance(node, yaml.SequenceNode) and isinstance(key, int) and 0 <= key < len(node.value):
+            node = node.value[key]
+            line = node.start_mark.line + 1
+        else:
+            break
+    return line
 
 
 def _plain(value: Any) -> Any:

@@ -73,7 +73,13 @@ _RULE_FILE_VALIDATOR = Draft202012Validator(RULE_FILE_SCHEMA)
 
 
 class RuleError(Exception):
-    """A rule file is invalid. The message names the file and the reason."""
+    """A rule file is invalid. The message names the file and the reason; ``line`` (1-based, in
+    the YAML source) and ``key`` (``checks[2].expr``) say where, when known."""
+
+    def __init__(self, message: str, *, line: int | None = None, key: str | None = None):
+        super().__init__(message)
+        self.line = line
+        self.key = key
 
 
 def _fields_validator(schema: dict) -> Draft202012Validator:

@@ -3,9 +3,11 @@ attempt, every attempt recorded, exponential backoff with full jitter, then `dea
 
 The database is the truth: a delivery is due when it is `pending` and its `next_attempt_at` has
 come. Whoever calls `attempt_delivery` for a due delivery (the task published after the event,
-or the sweeper) claims it with a conditional UPDATE that pushes `next_attempt_at` forward by a
-lease; only the caller whose UPDATE matched sends. A worker that dies mid-attempt leaves the
-lease to run out, after which the sweeper publishes the delivery again.
+a retry scheduled for its own due time, or the sweeper) claims it with a conditional UPDATE that
+pushes `next_attempt_at` forward by a lease; only the caller whose UPDATE matched sends. A worker
+that dies mid-attempt leaves the lease to run out, after which the sweeper publishes the delivery
+again. Each retry goes out at its own jittered due time (`scheduled` lists what falls due soon,
+so that it can be published with that time as its ETA), never in a burst on the sweep.
 """
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ import time
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import and_, or_, select, update
 from sqlalchemy.orm import Session
 
 from db.models import Tenant, WebhookAttempt, WebhookDelivery, WebhookSubscription
@@ -181,12 +183,31 @@ def replay(session: Session, delivery_id: str, *, tenant_id: str | None = None,
 
 def due_deliveries(session: Session, now: datetime | None = None, limit: int = 500) -> list[str]:
     """Ids of pending deliveries whose time has come, oldest first."""
-    now = _now(now)
-    return list(session.scalars(
-        select(WebhookDelivery.id)
-        .where(WebhookDelivery.status == PENDING,
-               or_(WebhookDelivery.next_attempt_at.is_(None), WebhookDelivery.next_attempt_at <= now))
-        .order_by(WebhookDelivery.next_attempt_at)
-        .limit(limit)
-    ))
+    return [delivery_id for delivery_id, _ in scheduled(session, until=now, limit=limit)]
 
+
+def scheduled(session: Session, *, until: datetime | None = None, limit: int = 500,
+              after: tuple[datetime, str] | None = None) -> list[tuple[str, datetime | None]]:
+    """(id, due time) of pending deliveries due by `until` (default: now), earliest first, in
+    keyset pages: `after` is the previous page's last (due time, id). Overdue ones first, so a
+    long backlog is worked through in order and none starves."""
+    until = _now(until)
+    query = select(WebhookDelivery.id, WebhookDelivery.next_attempt_at).where(
+        WebhookDelivery.status == PENDING,
+        or_(WebhookDelivery.next_attempt_at.is_(None), WebhookDelivery.next_attempt_at <= until))
+    due, ident = WebhookDelivery.next_attempt_at, WebhookDelivery.id
+    if after is not None and after[0] is None:  # (no due time: sorted first, "now")
+        query = query.where(or_(due.is_not(None), and_(due.is_(None), ident > after[1])))
+    elif after is not None:
+        query = query.where(due.is_not(None), or_(due > after[0], and_(due == after[0], ident > after[1])))
+    rows = session.execute(query.order_by(due.asc().nulls_first(), ident).limit(limit))
+    return [(delivery_id, _utc(due)) for delivery_id, due in rows]
+
+
+def due_at(session: Session, delivery_id: str) -> datetime | None:
+    """When a pending delivery is to be tried next (None: not pending)."""
+    row = session.execute(select(WebhookDelivery.status, WebhookDelivery.next_attempt_at)
+                          .where(WebhookDelivery.id == delivery_id)).first()
+    if row is None or row.status != PENDING:
+        return None
+    return _utc(row.next_attempt_at) or _now(None)
