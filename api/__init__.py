@@ -1,12 +1,13 @@
 """The Flask application factory."""
 from __future__ import annotations
 
+import logging
 import tempfile
 
 from flask import Flask, Request
 
-from api import multipart
-from docket import broker
+from api import multipart, observability
+from docket import broker, logs
 from docket.config import Settings
 from docket.errors import NotFound
 from docket.queues import CPU_QUEUE, DELIVER_WEBHOOK_TASK, create_celery
@@ -15,6 +16,8 @@ from docket.rules import default_rules_dir, load_rules
 
 def create_app(settings: Settings | None = None, broker_url: str | None = None) -> Flask:
     settings = settings or Settings.from_env()
+    if not logging.getLogger().handlers:  # under gunicorn: nobody configured logging yet
+        logs.configure()
     app = Flask(__name__)
     app.json.sort_keys = False
     app.json.ensure_ascii = False  # Chinese fields stay readable
@@ -37,6 +40,7 @@ def create_app(settings: Settings | None = None, broker_url: str | None = None) 
     from api.limits import init_limits
 
     register_error_handlers(app)
+    observability.init_app(app)
 
     @app.url_value_preprocessor
     def _refuse_unprintable_ids(endpoint, values):

@@ -17,13 +17,15 @@ from flask import g, request
 
 from api import context
 from db.models import DEFAULT_TENANT
-from docket import tenants
+from docket import logs, tenants
 from docket.errors import DocketError
 
 PERMISSIONS = {
     "submitter": {"submit", "read"},
     "reviewer": {"read", "review"},
-    "admin": {"submit", "read", "review", "admin"},
+    "admin": {"submit", "read", "review", "admin", "metrics"},
+    # For Prometheus: reads /metrics and nothing else.
+    "metrics": {"metrics"},
 }
 
 
@@ -79,6 +81,7 @@ def authenticate() -> None:
     if key is None:
         raise Unauthorized("Unknown or revoked API key.")
     g.principal = Principal(key.id, key.tenant_id, key.role, key.name)
+    logs.bind(tenant=key.tenant_id)  # undone with the request's other ids at teardown
 
 
 def principal() -> Principal:

@@ -11,7 +11,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, aliased, mapped_column, rela
 
 JOB_STATUSES = ("queued", "running", "succeeded", "failed")
 DECISIONS = ("approve", "needs_review", "reject")
-ROLES = ("submitter", "reviewer", "admin")
+ROLES = ("submitter", "reviewer", "admin", "metrics")
 DEFAULT_TENANT = "default"
 POLICY_STATUSES = ("draft", "active", "retired")
 #: Postgres-only trigram indexes (ILIKE search, Chinese included) made by migration 0003:

@@ -16,8 +16,9 @@ from docket.config import Settings
 @click.group()
 def main() -> None:
     """Docket: receipts, contracts and screenshots in, structured decisions out."""
-    logging.basicConfig(level=os.environ.get("DOCKET_LOG_LEVEL", "WARNING"),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from docket import logs
+
+    logs.configure()  # DOCKET_LOG_LEVEL, DOCKET_LOG_FORMAT (text or json)
 
 
 @main.command()
@@ -47,7 +48,7 @@ def keys() -> None:
 
 
 @keys.command("create")
-@click.option("--role", required=True, type=click.Choice(["submitter", "reviewer", "admin"]))
+@click.option("--role", required=True, type=click.Choice(["submitter", "reviewer", "admin", "metrics"]))
 @click.option("--tenant", required=True, help="Tenant id (created if new).")
 @click.option("--name", default=None, help="A note to recognise the key by.")
 def keys_create(role: str, tenant: str, name: str | None) -> None:
@@ -129,8 +130,12 @@ def serve(host: str, port: int, workers: int) -> None:
     from api import create_app
     from docket.runtime import local_stack
 
+    from docket import metrics
+
     # SIGTERM (docker stop, a supervisor) must unwind like Ctrl-C so started servers stop.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    # The API and the worker it starts write their samples to one folder: /metrics shows both.
+    metrics.configure(Settings.from_env().data_dir, fresh=True)
     with local_stack(Settings.from_env(), workers=workers) as settings:
         app = create_app(settings)
         click.echo(f"Docket API on http://{host}:{port}  (database {_redact(settings.database_url)}, "
@@ -148,9 +153,12 @@ def serve(host: str, port: int, workers: int) -> None:
 @click.option("--beat/--no-beat", default=False, help="Also run the periodic sweeper (one per deployment).")
 @click.option("--pool", default=None, type=click.Choice(["prefork", "solo", "threads"]),
               help="Default: prefork; threads for gpu (one process, one model, jobs batched).")
-def worker(queues: str, concurrency: int | None, beat: bool, pool: str | None) -> None:
+@click.option("--metrics-port", default=None, type=int, help="Serve Prometheus metrics on this port (/metrics).")
+def worker(queues: str, concurrency: int | None, beat: bool, pool: str | None, metrics_port: int | None) -> None:
     """Run a Celery worker for the given queues."""
     settings = Settings.from_env()
+    if metrics_port is not None:
+        _serve_metrics(settings, metrics_port)
     gpu = "gpu" in queues.split(",")
     if pool is None:
         pool = "threads" if gpu else "prefork"
@@ -179,6 +187,40 @@ def worker(queues: str, concurrency: int | None, beat: bool, pool: str | None) -
     finally:
         if server is not None:
             server.stop()
+
+
+def _serve_metrics(settings: Settings, port: int) -> None:
+    """This worker's processes (and only theirs, unless PROMETHEUS_MULTIPROC_DIR says otherwise)
+    count into a fresh folder; a thread of the main process serves them on `port`."""
+    import socket
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from docket import metrics
+    from docket.queues import CONTROL_QUEUE, CPU_QUEUE, GPU_QUEUE
+
+    if not metrics.enabled():
+        os.environ[metrics.ENV] = str(settings.data_dir / "metrics" / f"worker-{socket.gethostname()}-{os.getpid()}")
+    metrics.configure(settings.data_dir, fresh=True)
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 - the http.server name
+            if self.path.split("?")[0] != "/metrics":
+                self.send_error(404)
+                return
+            url = os.environ.get("DOCKET_REDIS_URL") or settings.redis_url
+            body, content_type = metrics.exposition(metrics.queue_depths(url, (CPU_QUEUE, GPU_QUEUE, CONTROL_QUEUE)))
+            self.send_response(200)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):  # scrapes every 15 s are not worth a log line
+            pass
+
+    server = ThreadingHTTPServer(("0.0.0.0", port), Handler)
+    threading.Thread(target=server.serve_forever, name="docket-metrics", daemon=True).start()
 
 
 @main.command()

@@ -10,7 +10,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from db import jobs as stored
-from db.models import Decision
+from db.models import Decision, Job
+from docket import metrics
 from docket.events import job_finished
 
 
@@ -31,6 +32,7 @@ def succeed(session: Session, job_id: str, attempt: int, decision: Decision) -> 
             return False
         job_finished(session, job_id)
         session.commit()
+        _observe(session, job_id, "succeeded", decision)
         return True
     except IntegrityError:
         session.rollback()
@@ -44,7 +46,24 @@ def fail(session: Session, job_id: str, code: str, message: str, attempt: int | 
     if failed:
         job_finished(session, job_id)
     session.commit()
+    if failed:
+        _observe(session, job_id, "failed")
     return failed
+
+
+def _observe(session: Session, job_id: str, status: str, decision: Decision | None = None) -> None:
+    """Count the finished job and its time per stage (after the commit: only what happened)."""
+    job = session.get(Job, job_id)
+    if job is None:
+        return
+    metrics.job_finished(status, decision.decision if decision is not None else None, job.rule_name)
+    if decision is not None:
+        for stage in ("preprocess", "analyze", "rules"):
+            metrics.stage(stage, (decision.timings or {}).get(f"{stage}_s"))
+        if job.started_at is not None:
+            metrics.stage("queue_wait", (job.started_at - (job.enqueued_at or job.created_at)).total_seconds())
+    if job.finished_at is not None:
+        metrics.stage("total", (job.finished_at - job.created_at).total_seconds())
 
 
 def release(session: Session, job_id: str, attempt: int) -> None:

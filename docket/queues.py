@@ -8,7 +8,9 @@ long a lost hint can delay a job (visibility timeout, the sweeper).
 from __future__ import annotations
 
 from celery import Celery
+from celery.signals import before_task_publish
 
+from docket import logs
 from docket.config import Settings
 
 CPU_QUEUE = "cpu"
@@ -29,6 +31,15 @@ SWEEP_POLICY_RUNS_TASK = "docket.sweep_policy_runs"
 
 # Modules that define the tasks above; only a worker process imports them.
 TASK_MODULES = ["worker.tasks", "worker.webhook_tasks", "worker.housekeeping", "worker.policy_tasks"]
+
+
+@before_task_publish.connect
+def _carry_request_id(headers=None, **_kwargs) -> None:
+    """A task published while handling a request (or another task) carries its request id, so
+    the worker's and the webhook sender's log lines can be joined to the upload's."""
+    request_id = logs.current().get("request_id")
+    if headers is not None and request_id:
+        headers.setdefault("docket_request_id", request_id)
 
 
 def create_celery(settings: Settings, broker_url: str | None = None, *, fail_fast: bool = False) -> Celery:

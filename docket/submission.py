@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from db import documents
 from db.models import DEFAULT_TENANT, Batch, Decision, Document, Job, utcnow
 from db.review_queue import queue_values
-from docket import broker, database, duplicates, invoice_facts, storage
+from docket import broker, database, duplicates, invoice_facts, metrics, storage
 from docket.analyzers import known, route
 from docket.config import Settings
 from docket.documents import inspect
@@ -104,6 +104,7 @@ def new_job(session: Session, document: Document, rule: Rule, filename: str | No
               tenant_id=tenant_id, callback_url=callback_url)
     session.add(job)
     session.flush()
+    metrics.job_submitted(rule.name, analyzer)
     return job
 
 

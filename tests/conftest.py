@@ -64,12 +64,12 @@ def stack_env(request, tmp_path) -> dict:
 
 
 class Server:
-    def __init__(self, env: dict, workers: int = 1):
+    def __init__(self, env: dict, workers: int = 1, stderr=None):
         self.port = services.free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = env
         self.proc = subprocess.Popen([DOCKET, "serve", "--host", "127.0.0.1", "--port", str(self.port),
-                                      "--workers", str(workers)], env=env, cwd=ROOT)
+                                      "--workers", str(workers)], env=env, cwd=ROOT, stderr=stderr)
         deadline = time.monotonic() + 60
         while True:
             try:

@@ -2,11 +2,12 @@
 process's settings. Task modules decorate their tasks with it."""
 from __future__ import annotations
 
-from celery.signals import celeryd_after_setup, worker_process_init
+from celery.signals import celeryd_after_setup, task_postrun, task_prerun, worker_process_init
 
 from db.session import get_engine
+from docket import logs
 from docket.config import Settings
-from docket.queues import CONTROL_QUEUE, create_celery
+from docket.queues import ANALYZE_TASK, CONTROL_QUEUE, create_celery
 
 _settings = Settings.from_env()
 _settings.data_dir.mkdir(parents=True, exist_ok=True)  # beat keeps its schedule file there
@@ -19,6 +20,24 @@ def _beat_worker_consumes_control(sender, instance, **_kwargs) -> None:
     go: beside its own queues, served in turn, never behind their backlog."""
     if getattr(instance, "beat", None):
         instance.app.amqp.queues.select_add(CONTROL_QUEUE)
+
+
+_log_tokens: dict[str, dict] = {}
+
+
+@task_prerun.connect
+def _bind_log_ids(task_id=None, task=None, args=None, **_kwargs) -> None:
+    """A task's log lines say which request published it and, for analyses, which job."""
+    job_id = args[0] if task is not None and task.name == ANALYZE_TASK and args else None
+    _log_tokens[task_id] = logs.bind(request_id=getattr(task.request, "docket_request_id", None),
+                                     job_id=job_id, tenant=None)
+
+
+@task_postrun.connect
+def _unbind_log_ids(task_id=None, **_kwargs) -> None:
+    tokens = _log_tokens.pop(task_id, None)
+    if tokens:
+        logs.unbind(tokens)
 
 
 @worker_process_init.connect

@@ -128,7 +128,9 @@ def _record(job_id: str, outcome: str, write) -> str:
             raise
         log.warning("job %s: database unavailable, %s not recorded; left for the sweeper", job_id, outcome)
         return "deferred"
-    return outcome if done in (True, None) else "skipped"
+    result = outcome if done in (True, None) else "skipped"
+    log.info("job %s %s", job_id, result)  # carries job_id, request_id (docket/logs.py)
+    return result
 
 
 def _backoff(retries: int) -> int:

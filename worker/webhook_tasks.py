@@ -24,7 +24,7 @@ from typing import Iterable
 import redis
 
 from db.session import session_scope
-from docket import broker, database
+from docket import broker, database, metrics
 from docket.config import Settings
 from docket.queues import DELIVER_WEBHOOK_TASK, SWEEP_WEBHOOKS_TASK
 from docket.webhooks.delivery import PENDING, attempt_delivery, due_at, scheduled
@@ -63,6 +63,8 @@ def deliver_webhook(delivery_id: str) -> str:
         with session_scope(settings.database_url) as session:
             status = attempt_delivery(session, delivery_id, WebhookSettings.from_env())
             due = due_at(session, delivery_id) if status == PENDING else None
+        # delivered, a failed attempt to be retried (pending), dead after the last; skipped: not ours
+        metrics.webhook_delivery("retry" if status == PENDING else status)
     except Exception as exc:
         if not database.unavailable(exc):
             raise

@@ -18,6 +18,8 @@ import time
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 
+from docket import metrics
+
 log = logging.getLogger(__name__)
 
 
@@ -65,6 +67,9 @@ class Batcher:
                 log.exception("batch failed")
                 results = [exc] * len(batch)
             self.batches.append(len(batch))
+            done = [r for r in results if not isinstance(r, BaseException)]
+            metrics.model_batch(len(batch), sum(getattr(r, "input_tokens", 0) or 0 for r in done),
+                                sum(getattr(r, "output_tokens", 0) or 0 for r in done))
             for item, result in zip(batch, results):
                 wait = started - item.queued_at
                 if isinstance(result, BaseException):
