@@ -159,6 +159,9 @@ def test_open_override_and_trail(page, stack):
     page.locator(".box.placed[data-field=total]").first.wait_for()  # placed once the page image loaded
     assert page.locator("figure.page img").evaluate("img => img.naturalWidth") > 100
     assert page.locator("table.fields input#f-total").input_value() == "45.0"
+    # Beside each field, where it came from (a photographed receipt: read by OCR).
+    assert page.locator("table.fields tr[data-field=total] td.source").inner_text().strip() == "ocr"
+    assert "OCR" in page.locator("table.fields tr[data-field=total] td.source span").get_attribute("title")
     assert "weekend" in page.locator(".reasons").inner_text().lower()
     shoot(page, "job-before")
     page.check("input[name=decision][value=reject]")
