@@ -1,4 +1,4 @@
-"""Generic invoice extraction (worker/extract/invoice.py): synthetic invoices read through the
+"""Generic invoice extraction (worker/extract/invoice/): synthetic invoices read through the
 PDF text layer and (two of them) through OCR, hand-built layouts in the shapes of common invoice
 templates, the pure helpers, and an accuracy floor on the real zugferd-dev PDFs (page read, their
 embedded XML ignored)."""

@@ -251,16 +251,16 @@ def test_zip_bomb_entry(tmp_path):
 
 def test_total_size_and_entry_count_limits(tmp_path, monkeypatch):
     path = write_zip(tmp_path / "many.ofd", {**ofd_files(), **{f"Doc_0/Res/{i}.bin": b"x" for i in range(40)}})
-    monkeypatch.setattr(ofd, "MAX_ENTRIES", 30)
+    monkeypatch.setattr(ofd.limits, "MAX_ENTRIES", 30)
     assert_refused(path, "files; the limit is 30")
-    monkeypatch.setattr(ofd, "MAX_ENTRIES", 5_000)
-    monkeypatch.setattr(ofd, "MAX_TOTAL_BYTES", 2_000)
+    monkeypatch.setattr(ofd.limits, "MAX_ENTRIES", 5_000)
+    monkeypatch.setattr(ofd.limits, "MAX_TOTAL_BYTES", 2_000)
     assert_refused(path, "expand to more than 2000 bytes")
 
 
 def test_part_over_the_size_limit(tmp_path, monkeypatch):
     path = write_zip(tmp_path / "big.ofd", {**ofd_files(), "Doc_0/Attachs/original_invoice.xml": "<a>" + "x" * 5000 + "</a>"})
-    monkeypatch.setattr(ofd, "MAX_PART_BYTES", 1000)
+    monkeypatch.setattr(ofd.limits, "MAX_PART_BYTES", 1000)
     with ofd.OfdFile(path) as doc:
         [att] = doc.attachments()
         with pytest.raises(DocumentError, match="limit is 1000"):

@@ -1,0 +1,123 @@
+"""The entry points: `extract_invoice` (every field, with confidence, evidence and source) and
+`looks_like_invoice` (an invoice, not a till receipt that prints "TAX INVOICE")."""
+from __future__ import annotations
+
+import re
+from typing import Any, Sequence
+
+from worker.extract.base import Extraction
+from worker.extract.invoice.blocks import _Block, _party_blocks
+from worker.extract.invoice.currency import _find_currency
+from worker.extract.invoice.dates import _issue_date, _month_first
+from worker.extract.invoice.items import _items, _MAX_ITEMS
+from worker.extract.invoice.labels import _INVOICE_WORD_RE, _TITLE_RE
+from worker.extract.invoice.layout import _Doc
+from worker.extract.invoice.lines import _ev, _fold, _IL, _prepare
+from worker.extract.invoice.numbers import _invoice_number
+from worker.extract.invoice.parties import _buyer, _issuer
+from worker.extract.invoice.totals import _totals
+
+_MAX_LEN = {"merchant_name": 200, "buyer_name": 200, "invoice_number": 64}
+
+
+def extract_invoice(lines: Any, default_currency: str | None = None, *, source: str = "ocr") -> Extraction:
+    """Extract an invoice's fields from positioned text lines (objects with `text`, `box`,
+    `score`): one page's lines, or a list of pages' lines.
+
+    Fields: document_kind ("invoice"), merchant_name (the issuer), buyer_name, invoice_number,
+    transaction_date (ISO issue date), total, subtotal, tax, currency (ISO 4217), items.
+    `default_currency` is used only when the invoice prints no currency. `source` ("ocr" or
+    "text_layer") is recorded for every field.
+    """
+    ls = _prepare(lines)
+    ex = Extraction()
+    if not ls:
+        return ex
+    doc = _Doc(ls)
+
+    def put(name: str, value, used: Sequence[_IL], conf: float) -> None:
+        if isinstance(value, str):
+            value = value[: _MAX_LEN.get(name, 200)].strip()
+            if not value:
+                return
+        ex.fields[name] = value
+        ex.confidence[name] = max(0.0, min(1.0, round(float(conf), 3)))
+        ex.evidence[name] = _ev(used)
+        ex.sources[name] = source
+
+    blocks = _party_blocks(doc)
+    number = _invoice_number(doc)
+    put("document_kind", "invoice", [], 0.9 if _looks_like(doc, blocks, number) else 0.6)
+    issuer = _issuer(doc, blocks)
+    if issuer:
+        put("merchant_name", *issuer)
+    buyer = _buyer(blocks)
+    if buyer and (not issuer or _fold(buyer[0]) != _fold(issuer[0])):
+        put("buyer_name", *buyer)
+    if number:
+        put("invoice_number", *number)
+    currency = _find_currency(doc, default_currency)
+    if currency:
+        put("currency", *currency)
+    date = _issue_date(doc, _month_first(doc, currency[0] if currency else None))
+    if date:
+        put("transaction_date", *date)
+    totals = _totals(doc)
+    for key in ("total", "subtotal", "tax"):
+        if key in totals:
+            value, used, conf = totals[key]
+            put(key, round(float(value), 2), used, conf)
+    totals_y = None
+    if "total" in totals or "subtotal" in totals:
+        ys = [l.cy for k in ("subtotal", "total") if k in totals for l in totals[k][1]]
+        totals_y = min(ys) if ys else None
+    items = _items(doc, totals_y)
+    if items:
+        listed, used = items
+        conf = 0.5
+        s = round(sum(i["amount"] for i in listed), 2)
+        if any(k in ex.fields and abs(ex.fields[k] - s) < 0.011 for k in ("subtotal", "total")):
+            conf = 0.85
+        put("items", listed[:_MAX_ITEMS], used, conf)
+    return ex
+
+
+_RECEIPT_SIGNS_RE = re.compile(
+    r"\b(?:CASH|CHANGE|TENDER(?:ED)?|CASHIER|RECEIPT|COUNTER|TERMINAL|TABLE|PAX|ROUNDING|"
+    r"KASSE|KASSIERER\w*|BAR|RUCKGELD|QUITTUNG|KASSENBON|TICKET\s+DE\s+CAISSE|ESPECES|CAISSE)\b"
+)
+_INVOICE_SIGNS_RE = re.compile(
+    r"\b(?:DUE\s*DATE|PAYMENT\s*(?:TERMS|DUE)|TERMS|NET\s*\d{1,2}|PAY\s*BY|IBAN|SWIFT|BIC|SORT\s*CODE|BANK\s*(?:DETAILS|TRANSFER|ACCOUNT)|"
+    r"ROUTING|REMIT|PURCHASE\s*ORDER|P\.?O\.?\s*(?:NO|NUMBER|#)|FALLIG\w*|ZAHLBAR|ZAHLUNGSZIEL|ZAHLUNGSBEDINGUNGEN|"
+    r"BANKVERBINDUNG|USt-?IdNr|ECHEANCE|CONDITIONS\s*DE\s*(?:PAIEMENT|REGLEMENT)|VIREMENT|SIRET|TVA\s*INTRA\w*|"
+    r"LEISTUNGSDATUM|LIEFERDATUM|RECHNUNGSDATUM|DATE\s*DE\s*FACTURE|INVOICE\s*DATE)\b"
+)
+
+
+def looks_like_invoice(lines: Any) -> bool:
+    """True for a document that calls itself an invoice (Invoice, Tax invoice, Rechnung, Facture,
+    Avoir, Gutschrift, Credit note) and carries an invoice number, with an invoice's structure (a
+    customer block, payment terms, bank details, a due date, a seller block); False for a till
+    receipt, which may print "TAX INVOICE" and a number but has cash, change and a cashier."""
+    ls = _prepare(lines)
+    if not ls:
+        return False
+    doc = _Doc(ls)
+    return _looks_like(doc, _party_blocks(doc), _invoice_number(doc))
+
+
+def _looks_like(doc: _Doc, blocks: list[_Block], number) -> bool:
+    ls = doc.ls
+    text = " ".join(l.fold for l in ls)
+    if not _INVOICE_WORD_RE.search(text):
+        return False
+    parties = any(b.kind in ("buyer", "seller") for b in blocks)
+    invoice_signs = len({m.group(0)[:6] for m in _INVOICE_SIGNS_RE.finditer(text)})
+    receipt_signs = len({m.group(0)[:6] for m in _RECEIPT_SIGNS_RE.finditer(text)})
+    structure = invoice_signs + 2 * parties
+    if number is None:
+        titled = any(_TITLE_RE.match(l.fold) and _INVOICE_WORD_RE.search(l.fold) for l in ls)
+        return structure >= 3 and receipt_signs == 0 and titled
+    if structure == 0:
+        return False
+    return structure >= receipt_signs
