@@ -1,16 +1,17 @@
 """Batches: many documents under one rule, one job each, in the caller's tenant."""
 from __future__ import annotations
 
-from flask import Blueprint, url_for
+from flask import Blueprint, request, url_for
 from sqlalchemy.exc import IntegrityError
 
 from api import context, idempotency, intake
+from api.jobs import event_stream
 from api.auth import authenticate, principal, require
 from api.limits import check_queue_depth
 from docket.representation import batch_json
 from db import queries
 from db.models import Batch
-from docket import events, submission
+from docket import events, live, submission
 from docket.errors import DocketError, NotFound
 
 bp = Blueprint("batches", __name__, url_prefix="/v1")
@@ -89,3 +90,26 @@ def tenant_batch(batch_id: str) -> Batch:
 def get_batch(batch_id: str):
     batch = tenant_batch(batch_id)
     return batch_json(batch, queries.batch_counts(context.db(), batch_id), batch.jobs)
+
+
+def _batch_snapshot(batch_id: str) -> live.Snapshot:
+    session = context.db()
+    session.rollback()  # a fresh read of what is committed now
+    session.expire_all()
+    batch = session.get(Batch, batch_id, populate_existing=True)
+    counts = queries.batch_counts(session, batch_id)
+    body = batch_json(batch, counts, batch.jobs)
+    seq = sum(live.sequence(j.status, j.attempts) for j in batch.jobs)
+    session.rollback()
+    return live.Snapshot(seq, body["done"], body)
+
+
+@bp.get("/batches/<batch_id>/events")
+@require("read")
+def batch_events(batch_id: str):
+    """Server-Sent Events: the batch (counts and jobs) at each change of a job (`status`), then `done`."""
+    batch = tenant_batch(batch_id)
+    batch_id, job_ids = batch.id, [j.id for j in batch.jobs]
+    last = live.last_event_id(request.headers.get("Last-Event-ID"))
+    events = live.stream(context.settings().redis_url, job_ids, lambda: _batch_snapshot(batch_id), last)
+    return event_stream(events)

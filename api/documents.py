@@ -6,7 +6,7 @@ from flask import Blueprint, send_file
 from api import context
 from api.auth import authenticate, require
 from api.jobs import tenant_job
-from docket import page_cache
+from docket import page_cache, storage
 from docket.errors import NotFound
 
 bp = Blueprint("documents", __name__, url_prefix="/v1")
@@ -15,9 +15,14 @@ bp.before_request(authenticate)
 
 def document_response(job):
     settings = context.settings()
-    path = settings.documents_dir / job.document.storage_path
-    response = send_file(path, mimetype=job.document.mime_type, download_name=job.filename or job.document.sha256,
+    name = job.filename or job.document.sha256
+    source = storage.open_stream(settings, job.document)
+    body, length = source if isinstance(source, tuple) else (source, None)
+    # A local file, or an object store's response body streamed through in chunks.
+    response = send_file(body, mimetype=job.document.mime_type, download_name=name,
                          max_age=3600, etag=job.document.sha256)
+    if length is not None and response.status_code == 200:
+        response.content_length = length
     # The type was sniffed from the bytes at upload; browsers must not guess another one.
     response.headers["X-Content-Type-Options"] = "nosniff"
     return response

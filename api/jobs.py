@@ -1,7 +1,7 @@
 """Jobs: submit one document, read one job, list jobs — always within the caller's tenant."""
 from __future__ import annotations
 
-from flask import Blueprint, request, url_for
+from flask import Blueprint, Response, request, stream_with_context, url_for
 from sqlalchemy.exc import IntegrityError
 
 from api import context, idempotency, intake, job_filters
@@ -10,7 +10,7 @@ from api.limits import check_queue_depth
 from docket.representation import job_json
 from db import queries
 from db.models import Job
-from docket import submission
+from docket import live, submission
 from docket.errors import DocketError, NotFound
 
 bp = Blueprint("jobs", __name__, url_prefix="/v1")
@@ -58,13 +58,68 @@ def create_job():
         return idempotency.replay(session, tenant, key, fp)  # a concurrent twin won the race
     if cached is None:
         submission.publish(context.celery(), session, [job])
-    return body, 202, {"Location": location}
+    headers = {"Location": location}
+    if (waited := _wait_for(job.id)) is not None:
+        return waited[0], 200, {**headers, **waited[1]}
+    return body, 202, headers
 
 
 @bp.get("/jobs/<job_id>")
 @require("read")
 def get_job(job_id: str):
-    return job_json(tenant_job(job_id), history=True)
+    job = tenant_job(job_id)
+    if (waited := _wait_for(job.id)) is not None:
+        return waited
+    return job_json(job, history=True)
+
+
+def _fresh_job(job_id: str) -> Job | None:
+    """The job's row as committed now (a new transaction, nothing cached from before)."""
+    session = context.db()
+    session.rollback()
+    session.expire_all()
+    return session.get(Job, job_id, populate_existing=True)
+
+
+def _wait_for(job_id: str) -> tuple[dict, dict] | None:
+    """RFC 7240 `Prefer: wait=N`: hold until the job ends (at most N ≤ 60 s); its body and the
+    `Preference-Applied` header when it ended, else None (the caller answers as usual)."""
+    seconds = live.wait_seconds(request.headers.get("Prefer"))
+    if seconds is None:
+        return None
+
+    def finished() -> bool:
+        job = _fresh_job(job_id)
+        done = job is not None and job.status in live.FINISHED
+        context.db().rollback()  # hold no database connection while waiting
+        return done
+
+    if not live.wait_until_finished(context.settings().redis_url, job_id, seconds, finished):
+        return None
+    return job_json(_fresh_job(job_id), history=True), {"Preference-Applied": f"wait={seconds}"}
+
+
+def _job_snapshot(job_id: str) -> live.Snapshot:
+    job = _fresh_job(job_id)
+    snap = live.Snapshot(live.sequence(job.status, job.attempts), job.status in live.FINISHED,
+                         job_json(job, history=True))
+    context.db().rollback()
+    return snap
+
+
+@bp.get("/jobs/<job_id>/events")
+@require("read")
+def job_events(job_id: str):
+    """Server-Sent Events: the job's status changes (`status`), then `done`; ids for Last-Event-ID."""
+    job_id = tenant_job(job_id).id
+    last = live.last_event_id(request.headers.get("Last-Event-ID"))
+    events = live.stream(context.settings().redis_url, [job_id], lambda: _job_snapshot(job_id), last)
+    return event_stream(events)
+
+
+def event_stream(events) -> Response:
+    return Response(stream_with_context(events), mimetype="text/event-stream",
+                    headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
 
 @bp.get("/jobs")

@@ -128,6 +128,12 @@ class Settings:
     secure_cookies: bool = False
     session_hours: int = 8
     login_rate_limit: str = "10/minute"
+    # --- where document bytes live (docket/storage.py) ---
+    # None: the local folder $DOCKET_DATA_DIR/documents; "s3://bucket/prefix": an S3-compatible
+    # store (credentials from the usual AWS variables), shared by API and workers on any machine.
+    storage_url: str | None = None
+    # An S3-compatible endpoint other than AWS (MinIO, Ceph, R2...), e.g. http://minio:9000.
+    s3_endpoint_url: str | None = None
     # --- the `model` analyzer (GPU workers; see worker/vlm/) ---
     model: ModelSettings = field(default_factory=ModelSettings)
 
@@ -172,6 +178,8 @@ class Settings:
             secure_cookies=(os.environ.get("DOCKET_SECURE_COOKIES") or "").lower() in ("1", "true", "yes", "on"),
             session_hours=_int("DOCKET_SESSION_HOURS", 8),
             login_rate_limit=os.environ.get("DOCKET_LOGIN_RATE_LIMIT") or "10/minute",
+            storage_url=_storage_url(os.environ.get("DOCKET_STORAGE_URL") or None),
+            s3_endpoint_url=os.environ.get("DOCKET_S3_ENDPOINT_URL") or None,
             model=ModelSettings.from_env(),
         )
 
@@ -186,6 +194,15 @@ class Settings:
     @property
     def embedded(self) -> bool:
         return self.redis_url is None
+
+
+def _storage_url(url: str | None) -> str | None:
+    """None (the local folder) or s3://bucket[/prefix]; anything else is refused at start."""
+    if url is None:
+        return None
+    if not url.startswith("s3://") or not url[len("s3://"):].split("/", 1)[0]:
+        raise ValueError(f"DOCKET_STORAGE_URL must look like s3://bucket/prefix, not {url!r}")
+    return url.rstrip("/")
 
 
 def describe(settings: Settings) -> dict:

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from db import jobs as stored
 from db.models import Decision, Job
-from docket import metrics
+from docket import live, metrics
 from docket.events import job_finished
 
 
@@ -20,6 +20,8 @@ def claim(session: Session, job_id: str, stale_after: int, worker: str | None = 
     attempt number, or None when another worker holds the job or it is already finished."""
     attempt = stored.claim(session, job_id, stale_after, worker)
     session.commit()
+    if attempt is not None:
+        live.job_changed(job_id, "running")
     return attempt
 
 
@@ -32,6 +34,7 @@ def succeed(session: Session, job_id: str, attempt: int, decision: Decision) -> 
             return False
         job_finished(session, job_id)
         session.commit()
+        live.job_changed(job_id, "succeeded")
         _observe(session, job_id, "succeeded", decision)
         return True
     except IntegrityError:
@@ -47,6 +50,7 @@ def fail(session: Session, job_id: str, code: str, message: str, attempt: int | 
         job_finished(session, job_id)
     session.commit()
     if failed:
+        live.job_changed(job_id, "failed")
         _observe(session, job_id, "failed")
     return failed
 
@@ -70,6 +74,7 @@ def release(session: Session, job_id: str, attempt: int) -> None:
     """Give the job back to the queue (a transient error; a retry follows)."""
     stored.release(session, job_id, attempt)
     session.commit()
+    live.job_changed(job_id, "queued")
 
 
 def reclaim(session: Session, job_id: str, attempt: int, worker: str | None) -> bool:
@@ -78,4 +83,6 @@ def reclaim(session: Session, job_id: str, attempt: int, worker: str | None) -> 
     not finish. Commits; False when that attempt no longer holds the job."""
     reclaimed = stored.reclaim(session, job_id, attempt, worker)
     session.commit()
+    if reclaimed:
+        live.job_changed(job_id, "queued")
     return reclaimed

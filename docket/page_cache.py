@@ -1,5 +1,8 @@
 """Page images for people (the dashboard, GET /v1/jobs/{id}/pages/{n}): rendered on request
-exactly as analyzers saw the page, cached on disk by content address, pruned when unused."""
+exactly as analyzers saw the page, cached on disk by content address, pruned when unused.
+With an object store (DOCKET_STORAGE_URL) a rendered page is also kept there under
+`prefix/pages/`, so other machines fetch it instead of rendering it again (a bucket lifecycle
+rule on that prefix bounds it; local copies are pruned here)."""
 from __future__ import annotations
 
 import io
@@ -9,6 +12,7 @@ import time
 from pathlib import Path
 
 from db.models import Document
+from docket import storage
 from docket.config import Settings
 from docket.pages import page_image
 
@@ -26,7 +30,11 @@ def page_png(settings: Settings, document: Document, index: int) -> Path:
     if path.exists():
         os.utime(path)  # recently viewed pages stay
         return path
-    image = page_image(settings.documents_dir / document.storage_path, document.mime_type, index,
+    # With an object store, a page rendered on another machine is fetched rather than rendered again.
+    key = f"pages/{path.parent.name}/{path.name}"
+    if storage.fetch_derived(settings, key, path):
+        return path
+    image = page_image(storage.local_path(settings, document), document.mime_type, index,
                        max_side=settings.max_image_side)
     path.parent.mkdir(parents=True, exist_ok=True)
     buffer = io.BytesIO()
@@ -34,16 +42,18 @@ def page_png(settings: Settings, document: Document, index: int) -> Path:
     with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".tmp", delete=False) as tmp:
         tmp.write(buffer.getvalue())
     os.replace(tmp.name, path)  # atomic: a concurrent reader sees all of it or nothing
+    storage.keep_derived(settings, path, key)
     return path
 
 
 def prune(settings: Settings, max_idle: float = MAX_IDLE_SECONDS, now: float | None = None) -> int:
     """Delete cached pages not viewed for `max_idle` seconds (and stray temp files); returns how many."""
     now = time.time() if now is None else now
-    removed = 0
+    # Documents fetched from an object store to this machine are a cache too.
+    removed = storage.prune_cache(settings, max_idle, now)
     root = cache_dir(settings)
     if not root.is_dir():
-        return 0
+        return removed
     for path in root.glob("*/*"):
         try:
             if now - path.stat().st_mtime > max_idle:

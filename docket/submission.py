@@ -76,10 +76,10 @@ def store_document(session: Session, settings: Settings, stream: BinaryIO, filen
     except BaseException:
         storage.discard(upload)
         raise
-    path = storage.keep(upload, settings.documents_dir)
+    storage_path = storage.put(settings, upload)  # the local folder, or the object store
     return documents.add_once(session, sha256=upload.sha256, mime_type=info.mime_type, size=upload.size,
                               page_count=info.page_count, original_filename=filename,
-                              storage_path=str(path.relative_to(settings.documents_dir)), created_at=utcnow())
+                              storage_path=storage_path, created_at=utcnow())
 
 
 def check_callback_url(url: str | None) -> str | None:

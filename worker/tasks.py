@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import time
-from pathlib import Path
 
 from celery.exceptions import Reject, SoftTimeLimitExceeded
 
@@ -21,6 +20,7 @@ from worker import heartbeat
 from worker.analyzers import get_analyzer
 from worker.celery_app import celery
 from docket.pages import prepare
+from docket import storage
 
 log = logging.getLogger(__name__)
 settings = Settings.from_env()
@@ -149,7 +149,11 @@ def _analyze(job_id: str) -> Decision:
         raise DocumentError(f"the rule {rule_name!r} no longer exists", code="unknown_rule")
     timings: dict[str, float] = {}
     started = time.perf_counter()
-    prepared = prepare(settings.documents_dir / Path(storage_path), mime, max_side=settings.max_image_side,
+    try:  # the local folder, or a local copy fetched once from the object store
+        source = storage.local_path(settings, storage_path)
+    except storage.StorageUnavailable as exc:
+        raise TransientError(exc.detail) from exc
+    prepared = prepare(source, mime, max_side=settings.max_image_side,
                        max_pages=settings.ocr_pdf_pages, filename=filename)
     timings["preprocess_s"] = round(time.perf_counter() - started, 4)
     analyzer = get_analyzer(analyzer_name)
