@@ -50,15 +50,4 @@ def prune(settings: Settings, max_idle: float = MAX_IDLE_SECONDS, now: float | N
     """Delete cached pages not viewed for `max_idle` seconds (and stray temp files); returns how many."""
     now = time.time() if now is None else now
     # Documents fetched from an object store to this machine are a cache too.
-    removed = storage.prune_cache(settings, max_idle, now)
-    root = cache_dir(settings)
-    if not root.is_dir():
-        return removed
-    for path in root.glob("*/*"):
-        try:
-            if now - path.stat().st_mtime > max_idle:
-                path.unlink()
-                removed += 1
-        except FileNotFoundError:
-            pass
-    return removed
+    return storage.prune_cache(settings, max_idle, now) + storage.prune_idle_files(cache_dir(settings), max_idle, now)

@@ -5,6 +5,7 @@ at a scale that respects the same bound, with the text layer kept where the PDF 
 """
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,6 +19,8 @@ from docket.pdfium_lock import open_pdf
 
 # 200 dpi reads small print well; the max-side bound caps it for large pages.
 PDF_DPI = 200
+# A PDF whose text layer has fewer characters than this per page is treated as a scan.
+MIN_TEXT_PER_PAGE = 40
 
 
 @dataclass(frozen=True)
@@ -51,6 +54,11 @@ class PreparedDocument:
     @property
     def text_layer(self) -> str:
         return "\n".join(p.text_layer for p in self.pages if p.text_layer)
+
+    @property
+    def has_text_layer(self) -> bool:
+        """Enough text per page to be a born-digital PDF rather than a scan."""
+        return len(self.text_layer) >= MIN_TEXT_PER_PAGE * max(1, len(self.pages))
 
 
 def to_rgb(img: Image.Image) -> Image.Image:
@@ -229,8 +237,6 @@ def _is_cjk(c: str) -> bool:
 
 
 def _odd_char(c: str) -> bool:
-    import unicodedata
-
     category = unicodedata.category(c)
     return c == "\ufffd" or category in ("Co", "Cc", "Cn", "Cs") or (category == "So" and not _is_cjk(c))
 

@@ -181,9 +181,14 @@ def cache_dir(settings: "Settings") -> Path:
 
 def prune_cache(settings: "Settings", max_idle: float, now: float | None = None) -> int:
     """Delete locally cached objects not read for `max_idle` seconds; returns how many."""
+    return prune_idle_files(cache_dir(settings), max_idle, now)
+
+
+def prune_idle_files(root: Path, max_idle: float, now: float | None = None) -> int:
+    """Delete the files of a content-addressed cache (`root/xx/name`) untouched for `max_idle`
+    seconds; returns how many."""
     now = time.time() if now is None else now
     removed = 0
-    root = cache_dir(settings)
     if not root.is_dir():
         return 0
     for path in root.glob("*/*"):

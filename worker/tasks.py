@@ -162,9 +162,12 @@ def _analyze(job_id: str) -> Decision:
     timings["analyze_s"] = round(time.perf_counter() - started, 4)
     timings.update(analysis.timings)
     duplicates = _near_duplicates(job_id, prepared.pages[0].image) if duplicate_scan.read_by(rule) else []
-    with session_scope(settings.database_url) as session:
-        invoice = invoice_facts.facts(session, session.get(Job, job_id), analysis.fields, analysis.extra.get("qr"),
-                                      with_history=invoice_facts.reads_history(rule))
+    qr = analysis.extra.get("qr")
+    if invoice_facts.reads_history(rule):  # an earlier claim of the same invoice: a query
+        with session_scope(settings.database_url) as session:
+            invoice = invoice_facts.facts(session, session.get(Job, job_id), analysis.fields, qr, with_history=True)
+    else:
+        invoice = invoice_facts.facts(None, None, analysis.fields, qr, with_history=False)
     started = time.perf_counter()
     verdict = evaluate(rule, analysis.fields,
                        {"text": analysis.text, "pages": pages, "mime_type": mime, "filename": filename or "",

@@ -10,17 +10,9 @@ from worker import ocr
 from worker.analyzers import register
 from worker.analyzers.base import Analysis
 
-# A PDF whose text layer has fewer characters than this per page is treated as a scan.
-MIN_TEXT_PER_PAGE = 40
-
-
 def _ocr_lines(document: PreparedDocument) -> list[ocr.OcrLine]:
     """OCR every prepared page, stacking pages vertically so reading order holds across them."""
     return stacked_lines(document.pages, lambda page: ocr.recognise(page.image))
-
-
-def _has_text_layer(document: PreparedDocument) -> bool:
-    return len(document.text_layer) >= MIN_TEXT_PER_PAGE * max(1, len(document.pages))
 
 
 def _text_lines(text: str) -> list[ocr.OcrLine]:
@@ -38,7 +30,7 @@ class OcrAnalyzer:
             return self._expense(document, rule)
         started = time.perf_counter()
         kind = rule.document_type
-        use_text_layer = _has_text_layer(document)
+        use_text_layer = document.has_text_layer
         lines = _text_lines(document.text_layer) if use_text_layer else _ocr_lines(document)
         read_s = time.perf_counter() - started
         text = "\n".join(line.text for line in lines)

@@ -15,8 +15,6 @@ from worker.extract.base import Extraction
 from worker.extract.category import categorize
 from worker.extract.kind import classify
 
-# A PDF whose text layer has fewer characters than this per page is treated as a scan.
-MIN_TEXT_PER_PAGE = 40
 # Without these the page is read too, even when structured data was found.
 REQUIRED = ("merchant_name", "total", "transaction_date")
 
@@ -54,9 +52,8 @@ def page_lines(document: PreparedDocument, recognise: Callable) -> tuple[list[li
     """Each page's text as positioned lines: a PDF's own text where it is there and sound, else
     OCR of the page images; and which of the two it was."""
     pages = document.pages
-    text_layer = document.text_layer
-    if (document.mime_type == "application/pdf" and len(text_layer) >= MIN_TEXT_PER_PAGE * max(1, len(pages))
-            and not text_layer_is_garbage(text_layer) and any(p.text_lines for p in pages)):
+    if (document.mime_type == "application/pdf" and document.has_text_layer
+            and not text_layer_is_garbage(document.text_layer) and any(p.text_lines for p in pages)):
         return [page.text_lines for page in pages], "text_layer"
     return [recognise(page.image) for page in pages], "ocr"
 

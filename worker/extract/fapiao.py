@@ -34,9 +34,13 @@ import unicodedata
 from dataclasses import dataclass
 from typing import Iterable, Sequence
 
+from stdnum.cn import uscc
+
 from worker.extract.base import Extraction
 from worker.extract.skew import estimate_slope, level_boxes
 from worker.extract.layout import Boxed
+from worker.extract.layout import evidence_boxes as _ev
+from worker.extract.layout import line_confidence as _conf
 
 __all__ = ["extract_vat_invoice", "uscc_valid", "fix_tax_id"]
 
@@ -130,21 +134,6 @@ def _labelled_digits(anchor: _L, label_end: int, ls: Sequence[_L], pattern: str)
     return (best[0], [anchor, best[1]]) if best else None
 
 
-def _ev(lines: Iterable[_L | None]) -> list[Box]:
-    seen, out = set(), []
-    for l in lines:
-        if l is None or l.idx in seen:
-            continue
-        seen.add(l.idx)
-        b = l.orig or l.box
-        out.append((float(b[0]), float(b[1]), float(b[2]), float(b[3]), 0))
-    return out
-
-
-def _conf(lines: Iterable[_L], base: float = 0.9) -> float:
-    scores = [l.score for l in lines if l is not None]
-    s = sum(scores) / len(scores) if scores else 0.5
-    return round(max(0.0, min(1.0, base * s)), 3)
 
 
 # --------------------------------------------------------------------------------------------
@@ -152,8 +141,6 @@ def _conf(lines: Iterable[_L], base: float = 0.9) -> float:
 
 _AMOUNT_RE = re.compile(r"(?<![\d.])-?\d{1,3}(?:,\d{3})+(?:\.\d{1,2})?(?![\d])|(?<![\d.])-?\d+\.\d{1,2}(?![\d])")
 _STARS_RE = re.compile(r"^[*※xX×]{2,}$")
-_USCC_ALPHABET = "0123456789ABCDEFGHJKLMNPQRTUWXY"
-_USCC_WEIGHTS = (1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28)
 # OCR confusions between characters of a tax id (both directions are tried)
 _CONFUSABLE = {
     "0": "DOQ", "D": "0", "O": "0", "Q": "0", "1": "IL7T", "I": "1", "L": "1", "T": "1", "7": "1",
@@ -165,10 +152,8 @@ _CONFUSABLE = {
 def uscc_valid(code: str) -> bool:
     """True for an 18-character unified social credit code (统一社会信用代码) with a valid check
     character (GB 32100-2015)."""
-    if len(code) != 18 or not code[:8].isdigit() or any(c not in _USCC_ALPHABET for c in code):
-        return False
-    total = sum(_USCC_ALPHABET.index(c) * w for c, w in zip(code, _USCC_WEIGHTS))
-    return code[-1] == _USCC_ALPHABET[(31 - total) % 31]
+    # python-stdnum would also accept lower case and separators: an OCR'd code must be exact.
+    return code.isascii() and code.isalnum() and code == code.upper() and uscc.is_valid(code)
 
 
 def fix_tax_id(code: str) -> tuple[str, bool]:

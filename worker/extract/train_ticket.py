@@ -31,12 +31,12 @@ from typing import Iterable, Sequence
 from worker.extract.base import Extraction
 from worker.extract.skew import estimate_slope, level_boxes
 from worker.extract.layout import Boxed
+from worker.extract.layout import evidence_boxes as _ev
+from worker.extract.layout import line_confidence as _conf
 
 __all__ = ["extract_train_ticket", "ISSUER"]
 
 ISSUER = "中国铁路"
-
-Box = tuple[float, float, float, float, int]
 
 
 @dataclass
@@ -65,20 +65,6 @@ def _same_row(a: _L, b: _L, tol: float = 0.6) -> bool:
     return abs(a.cy - b.cy) <= tol * max(a.h, b.h)
 
 
-def _ev(lines: Iterable[_L | None]) -> list[Box]:
-    seen, out = set(), []
-    for l in lines:
-        if l is None or l.idx in seen:
-            continue
-        seen.add(l.idx)
-        b = l.orig or l.box
-        out.append((float(b[0]), float(b[1]), float(b[2]), float(b[3]), 0))
-    return out
-
-
-def _conf(lines: Iterable[_L], base: float) -> float:
-    s = [l.score for l in lines if l is not None]
-    return round(max(0.0, min(1.0, base * (sum(s) / len(s) if s else 0.5))), 3)
 
 
 # --------------------------------------------------------------------------------------------
