@@ -6,7 +6,7 @@ from sqlalchemy.exc import IntegrityError
 
 from api import context, idempotency, intake
 from api.jobs import event_stream
-from api.auth import authenticate, principal, require
+from api.auth import Principal, authenticate, principal, require
 from api.limits import check_queue_depth
 from docket.representation import batch_json
 from db import queries
@@ -21,11 +21,17 @@ bp.before_request(authenticate)
 @bp.post("/batches")
 @require("submit")
 def create_batch():
-    settings, tenant = context.settings(), principal().tenant_id
     opts = intake.options()
+    return accept_batch(intake.many_documents(), opts, principal(), idempotency.key_from_request())
+
+
+def accept_batch(documents: list[intake.Submitted], opts: dict, who: Principal,
+                 key: str | None = None) -> tuple[dict, int, dict]:
+    """Store the files, record the batch and its jobs, commit, then publish: body, status (202,
+    or a replayed one) and headers (Location). Shared by POST /v1/batches and the dashboard's upload page. Files that
+    cannot be accepted are listed in `rejected` (their problem each); raises when none can."""
+    settings, tenant = context.settings(), who.tenant_id
     rule = submission.resolve_rule(context.tenant_rules(tenant), opts["rule"])
-    key = idempotency.key_from_request()
-    documents = intake.many_documents()
     if len(documents) > settings.max_batch_files:
         raise DocketError(f"A batch holds at most {settings.max_batch_files} files.", code="batch_too_large",
                           status=413, title="Batch too large")
@@ -47,12 +53,13 @@ def create_batch():
         raise DocketError("No file in the batch could be accepted.", code="invalid_batch", status=422,
                           title="Invalid batch", rejected=rejected)
     check_queue_depth(len(stored))
-    batch = Batch(rule_name=rule.name, tenant_id=tenant, callback_url=opts["callback_url"])
+    submitter = who.key_id
+    batch = Batch(rule_name=rule.name, tenant_id=tenant, callback_url=opts["callback_url"], submitted_by=submitter)
     session.add(batch)
     jobs, to_publish = [], []
     for filename, document in stored:
         job = submission.new_job(session, document, rule, filename, analyzer=opts["analyzer"], batch=batch,
-                                 tenant_id=tenant, callback_url=opts["callback_url"])
+                                 tenant_id=tenant, callback_url=opts["callback_url"], submitted_by=submitter)
         cached = (submission.cached_decision(session, tenant, document.sha256, rule, opts["analyzer"])
                   if opts["cache"] else None)
         if cached is not None:

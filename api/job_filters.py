@@ -54,7 +54,19 @@ def text_arg(args, name: str, limit: int = 200) -> str | None:
     return value or None
 
 
-def job_filter(args, tenant: str) -> JobFilter:
+def _submitter(args, me: str | None) -> str | None:
+    """`submitted_by=me`: the caller's own submissions (by its key's id)."""
+    value = args.get("submitted_by") or None
+    if value is None:
+        return None
+    if value != "me":
+        raise invalid("'submitted_by' must be 'me'.")
+    if me is None:
+        raise invalid("'submitted_by=me' needs a key: this caller has none.")
+    return me
+
+
+def job_filter(args, tenant: str, me: str | None = None) -> JobFilter:
     reviewed = _choice(args, "reviewed", ("true", "false"))
     return JobFilter(
         tenant=tenant,
@@ -69,6 +81,7 @@ def job_filter(args, tenant: str) -> JobFilter:
         amount_max=_number(args, "amount_max"),
         q=text_arg(args, "q"),
         reviewed=None if reviewed is None else reviewed == "true",
+        submitted_by=_submitter(args, me),
     )
 
 

@@ -43,7 +43,7 @@ def create_job():
     if cached is None:
         check_queue_depth()
     job = submission.new_job(session, document, rule, doc.filename, analyzer=opts["analyzer"], tenant_id=tenant,
-                             callback_url=opts["callback_url"])
+                             callback_url=opts["callback_url"], submitted_by=principal().key_id)
     if cached is not None:
         submission.reuse_decision(session, job, cached)
     body, location = job_json(job), url_for("jobs.get_job", job_id=job.id)
@@ -126,7 +126,7 @@ def event_stream(events) -> Response:
 @require("read")
 def list_jobs():
     args = request.args
-    flt = job_filters.job_filter(args, principal().tenant_id)
+    flt = job_filters.job_filter(args, principal().tenant_id, principal().key_id)
     sort = job_filters.sort(args)
     session = context.db()
     try:

@@ -84,6 +84,8 @@ class Batch(Base):
     tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), default=DEFAULT_TENANT)
     rule_name: Mapped[str] = mapped_column(String(100))
     callback_url: Mapped[str | None] = mapped_column(String(2000))
+    # The API key that submitted it (None: the CLI, embedded runs, or before keys existed).
+    submitted_by: Mapped[str | None] = mapped_column(String(32))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     # Set once, when the last job finished (and batch.completed was recorded).
     completed_at: Mapped[datetime | None]
@@ -109,6 +111,8 @@ class Job(Base):
     error_code: Mapped[str | None] = mapped_column(String(80))
     error_message: Mapped[str | None] = mapped_column(Text)
     callback_url: Mapped[str | None] = mapped_column(String(2000))
+    # The API key that submitted it ("My submissions", ?submitted_by=me); None for the CLI.
+    submitted_by: Mapped[str | None] = mapped_column(String(32))
     # Set when the decision was reused from an identical earlier job (the decision cache).
     cached_from: Mapped[str | None] = mapped_column(String(32))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -159,6 +163,7 @@ class Job(Base):
         Index("ix_jobs_tenant_document", "tenant_id", "document_sha256"),
         Index("ix_jobs_tenant_invoice", "tenant_id", "invoice_key"),
         Index("ix_jobs_tenant_queue", "tenant_id", "review_rank", "created_at", "id"),
+        Index("ix_jobs_tenant_submitter", "tenant_id", "submitted_by", "created_at"),
         Index("ix_jobs_tenant_decision_created", "tenant_id", "current_decision", "created_at"),
         Index("ix_jobs_tenant_decided", "tenant_id", "decided_at"),
     )

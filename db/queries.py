@@ -30,6 +30,7 @@ class JobFilter:
     amount_max: float | None = None
     q: str | None = None  # substring of the extracted text or the merchant
     reviewed: bool | None = None
+    submitted_by: str | None = None  # an API key's id
 
 
 def as_utc(value: datetime | None) -> datetime | None:
@@ -79,6 +80,8 @@ def filtered(flt: JobFilter) -> Select:
         query = query.where(Job.rule_name == flt.rule)
     if flt.batch:
         query = query.where(Job.batch_id == flt.batch)
+    if flt.submitted_by:
+        query = query.where(Job.submitted_by == flt.submitted_by)
     if flt.created_since:
         query = query.where(Job.created_at >= flt.created_since)
     if flt.created_until:

@@ -42,6 +42,7 @@ def job_json(job: Job, *, history: bool = False) -> dict:
         "finished_at": _time(job.finished_at),
         "error": {"code": job.error_code, "message": job.error_message} if job.status == "failed" else None,
         "callback_url": job.callback_url,
+        "submitted_by": job.submitted_by,
         "cached_from": job.cached_from,
         "second_look": ({"at": _time(job.second_look_at), "reason": job.second_look_reason}
                         if job.second_look_at else None),

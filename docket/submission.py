@@ -98,10 +98,10 @@ def check_callback_url(url: str | None) -> str | None:
 
 def new_job(session: Session, document: Document, rule: Rule, filename: str | None,
             analyzer: str = "ocr", batch: Batch | None = None, tenant_id: str = DEFAULT_TENANT,
-            callback_url: str | None = None) -> Job:
+            callback_url: str | None = None, submitted_by: str | None = None) -> Job:
     job = Job(document_sha256=document.sha256, filename=clean_filename(filename), rule_name=rule.name,
               rule_version=rule.version, analyzer=analyzer, status="queued", batch=batch,
-              tenant_id=tenant_id, callback_url=callback_url)
+              tenant_id=tenant_id, callback_url=callback_url, submitted_by=submitted_by)
     session.add(job)
     session.flush()
     metrics.job_submitted(rule.name, analyzer)

@@ -169,3 +169,21 @@ def test_schemathesis_finds_no_server_errors(fuzz_target):
 
         given(strategy)(run)()
     assert failures == []
+
+
+def test_submissions_record_their_key_and_list_with_submitted_by_me(settings, redis_url):
+    client = make_app(settings, redis_url).test_client()
+    alice, bob = key(settings, "submitter", "sb"), key(settings, "submitter", "sb")
+    mine = submit(client, alice).get_json()
+    batch = client.post("/v1/batches", data={"files": [(io.BytesIO(PNG), "a.png"), (io.BytesIO(PNG + b"x"), "b.png")],
+                                             "rule": "expense_policy"},
+                        content_type="multipart/form-data", headers=alice).get_json()
+    theirs = submit(client, bob, data=PNG + b"y").get_json()
+    assert mine["submitted_by"] and mine["submitted_by"] != theirs["submitted_by"]
+    listed = client.get("/v1/jobs?submitted_by=me", headers=alice).get_json()["jobs"]
+    assert sorted(j["id"] for j in listed) == sorted([mine["id"], *batch["job_ids"]])
+    assert [j["id"] for j in client.get("/v1/jobs?submitted_by=me", headers=bob).get_json()["jobs"]] == [theirs["id"]]
+    # Without the filter the tenant's jobs are all there, as before.
+    assert len(client.get("/v1/jobs", headers=bob).get_json()["jobs"]) == 4
+    wrong = client.get("/v1/jobs?submitted_by=someone", headers=alice)
+    assert wrong.status_code == 400 and wrong.mimetype == "application/problem+json"
