@@ -234,7 +234,8 @@ def _serve_metrics(settings: Settings, port: int) -> None:
 @click.option("--timeout", default=600.0, show_default=True, help="Seconds to wait for all jobs.")
 def analyze(files: tuple[Path, ...], rule: str, as_json: bool, analyzer: str, model_dir: Path | None,
             workers: int | None, timeout: float) -> None:
-    """Send FILES through the pipeline (queue, worker, database) and print the decisions."""
+    """Send FILES through the pipeline (queue, worker, database) and print each decision as it
+    is made (JSON Lines with --json: one object per file, in the order they finish)."""
     from docket.analyze import run
     from docket.errors import DocketError
 
@@ -248,20 +249,19 @@ def analyze(files: tuple[Path, ...], rule: str, as_json: bool, analyzer: str, mo
         except ModelUnavailable as exc:
             raise click.UsageError(f"{exc} (use --model DIR)") from None
         workers = workers or Settings.from_env().model.batch_size
+    from tqdm import tqdm
+
+    def show(result: dict) -> None:  # each file as its decision arrives, not all at the end
+        with tqdm.external_write_mode():
+            click.echo(json.dumps(result, ensure_ascii=False) if as_json else _human(result))
+
     try:
         results = run(list(files), rule=rule, analyzer=analyzer,
                       workers=workers or min(len(files), os.cpu_count() or 1), timeout=timeout,
-                      progress=len(files) > 1)
+                      progress=len(files) > 1, on_result=show)
     except DocketError as exc:
         raise click.UsageError(exc.detail) from None
-    ok = True
-    for result in results:
-        ok &= result["status"] == "succeeded"
-        if as_json:
-            click.echo(json.dumps(result, ensure_ascii=False))
-        else:
-            click.echo(_human(result))
-    sys.exit(0 if ok else 1)
+    sys.exit(0 if all(r["status"] == "succeeded" for r in results) else 1)
 
 
 def _load_model(settings: Settings, pool: str) -> None:
