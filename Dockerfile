@@ -9,4 +9,5 @@ RUN pip install -e /app
 RUN useradd --create-home docket && mkdir -p /data && chown docket /data
 USER docket
 EXPOSE 8000
-CMD ["gunicorn", "--bind", "0.0.0.0:8000", "--workers", "2", "--threads", "4", "api:create_app()"]
+# gthread workers with many threads and a cap on event streams and waits (gunicorn.conf.py).
+CMD ["gunicorn", "--config", "gunicorn.conf.py", "--bind", "0.0.0.0:8000", "api:create_app()"]

@@ -7,6 +7,7 @@ from sqlalchemy.exc import IntegrityError
 from api import context, idempotency, intake, job_filters
 from api.auth import authenticate, principal, require
 from api.limits import check_queue_depth
+from api.problems import problem
 from docket.representation import job_json
 from db import queries
 from db.models import Job
@@ -87,6 +88,9 @@ def _wait_for(job_id: str) -> tuple[dict, dict] | None:
     seconds = live.wait_seconds(request.headers.get("Prefer"))
     if seconds is None:
         return None
+    release = live.hold()
+    if release is None:
+        return None  # the process holds all the waits it may: a preference, answered at once
 
     def finished() -> bool:
         job = _fresh_job(job_id)
@@ -94,17 +98,22 @@ def _wait_for(job_id: str) -> tuple[dict, dict] | None:
         context.db().rollback()  # hold no database connection while waiting
         return done
 
-    if not live.wait_until_finished(context.settings().redis_url, job_id, seconds, finished):
-        return None
+    try:
+        if not live.wait_until_finished(context.settings().redis_url, job_id, seconds, finished):
+            return None
+    finally:
+        release()
     return job_json(_fresh_job(job_id), history=True), {"Preference-Applied": f"wait={seconds}"}
 
 
 def _job_snapshot(job_id: str) -> live.Snapshot:
+    """The job JSON plus `stage` (a running attempt's progress, else null), and its sequence."""
     job = _fresh_job(job_id)
-    snap = live.Snapshot(live.sequence(job.status, job.attempts), job.status in live.FINISHED,
-                         job_json(job, history=True))
-    context.db().rollback()
-    return snap
+    data, status, attempts = job_json(job, history=True), job.status, job.attempts
+    context.db().rollback()  # before Redis: no connection held for the stage read
+    running = [(job_id, attempts)] if status == "running" else []
+    data["stage"] = live.stages(context.settings().redis_url, running).get(job_id)
+    return live.Snapshot(live.sequence(status, attempts, data["stage"]), status in live.FINISHED, data)
 
 
 @bp.get("/jobs/<job_id>/events")
@@ -118,8 +127,29 @@ def job_events(job_id: str):
 
 
 def event_stream(events) -> Response:
-    return Response(stream_with_context(events), mimetype="text/event-stream",
-                    headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+    """The stream as a response, holding one of the process's live places until it is closed;
+    503 with Retry-After when none is free (ordinary requests keep their threads)."""
+    release = live.hold()
+    if release is None:
+        events.close()
+        refused = problem(503, "too_many_streams", "Too many event streams",
+                          f"This server holds all the event streams it may; retry in {live.RETRY_AFTER_S} s.")
+        # docket_retry_after: kept over the rate limiter's own Retry-After (api/problems.py)
+        refused.headers["Retry-After"] = refused.docket_retry_after = str(live.RETRY_AFTER_S)
+        return refused
+    response = Response(stream_with_context(_releasing(events, release)), mimetype="text/event-stream",
+                        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+    response.call_on_close(release)  # a response closed before its first chunk (HEAD, an early error)
+    return response
+
+
+def _releasing(events, release):
+    """`events`, giving the place back when they end or are closed: werkzeug's server skips the
+    response's close() when the client resets the connection, so close alone is not enough."""
+    try:
+        yield from events
+    finally:
+        release()
 
 
 @bp.get("/jobs")

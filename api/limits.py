@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import hashlib
+import threading
+import time
 
-from flask import request, session
+from flask import current_app, request, session
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from sqlalchemy import func, select
@@ -34,7 +36,7 @@ def init_limits(app, settings, storage_uri: str) -> Limiter:
                       # ...nor slow every request by a connect timeout: after one failure the counters
                       # live in memory, and Redis is probed again after 1, 2, 4 ... 32 s.
                       in_memory_fallback_enabled=True)
-    for endpoint in ("jobs.create_job", "batches.create_batch"):
+    for endpoint in ("jobs.create_job", "batches.create_batch", "dashboard.upload_post"):
         app.view_functions[endpoint] = limiter.limit(settings.submit_rate_limit)(app.view_functions[endpoint])
     limiter.exempt(app.view_functions["health.healthz"])
     # Guessing keys through the sign-in form is throttled per address.
@@ -42,6 +44,30 @@ def init_limits(app, settings, storage_uri: str) -> Limiter:
         app.view_functions["dashboard.sign_in_post"])
     limiter.exempt(app.view_functions["static"])
     return limiter
+
+
+class RecentCount:
+    """The queued-job count, re-counted at most every `max_age` seconds while it is far below
+    the limit: a count(*) per submission would grow with the very queue it guards. Between
+    counts, this process adds what it accepted itself; near the limit (`margin`) every
+    submission counts afresh, so the limit itself stays exact. One per app (app.extensions)."""
+
+    def __init__(self, max_age: float = 1.0, margin: float = 0.8):
+        self.max_age, self.margin = max_age, margin
+        self._value, self._at, self._lock = 0, float("-inf"), threading.Lock()
+
+    def before_adding(self, limit: int, incoming: int) -> int:
+        """The number queued now; counts `incoming` in already when they fit under `limit`."""
+        with self._lock:
+            value, fresh = self._value, time.monotonic() - self._at < self.max_age
+        if not (fresh and value + incoming < limit * self.margin):
+            value = context.db().scalar(select(func.count()).select_from(Job).where(Job.status == "queued"))
+            fresh = False
+        with self._lock:
+            if not fresh:
+                self._at = time.monotonic()
+            self._value = value + incoming if value + incoming <= limit else value
+        return value
 
 
 class Overloaded(DocketError):
@@ -53,7 +79,8 @@ class Overloaded(DocketError):
 def check_queue_depth(incoming: int = 1) -> None:
     """Refuse work the workers cannot get to: better a 503 now than a job stuck for hours."""
     settings = context.settings()
-    queued = context.db().scalar(select(func.count()).select_from(Job).where(Job.status == "queued"))
+    counter = current_app.extensions.setdefault("docket_queued_count", RecentCount())
+    queued = counter.before_adding(settings.max_queue_depth, incoming)
     if queued + incoming > settings.max_queue_depth:
         raise Overloaded(f"{queued} jobs are waiting (limit {settings.max_queue_depth}); try again later.",
                          headers={"Retry-After": "30"})

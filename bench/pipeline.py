@@ -3,8 +3,13 @@ against raw Celery no-op tasks on the same Redis, same worker concurrency, in th
 
     .venv/bin/python bench/pipeline.py [-n 300] [--concurrency 2] [--clients 4] [--api gunicorn|dev]
 
-Prints docs/s for both, their ratio (target ≥ 0.5) and p50/p95 latency. Uses the machine's
-Postgres and Redis (or throwaway ones, like the tests), in a fresh database and Redis db.
+Prints docs/s for both, their ratio (target ≥ 0.5), p50/p95 latency, and the CPU milliseconds per
+job that the API and the worker processes spent (each process tree, read from /proc before and
+after the measured jobs). Then one POST /v1/batches of 1,000 small files (`--batch-files`, 0 to
+skip): the time to its 202 (target ≤ 10 s) and how much the API's memory grew meanwhile (peak
+RSS over the RSS before, target ≤ 100 MB), and how long the workers took to decide them all.
+Uses the machine's Postgres and Redis (or throwaway ones, like the tests), in a fresh database
+and Redis db.
 """
 from __future__ import annotations
 
@@ -58,6 +63,50 @@ def stop(proc: subprocess.Popen) -> None:
             os.killpg(proc.pid, signal.SIGKILL)
 
 
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+PAGE_KB = os.sysconf("SC_PAGE_SIZE") // 1024
+
+
+def _session_pids(sid: int) -> list[int]:
+    """Processes in the session a command was started in (start_new_session): it and its children."""
+    pids = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:  # exited meanwhile
+                continue
+            if int(fields[3]) == sid:  # fields after "pid (comm)": state, ppid, pgrp, session, ...
+                pids.append(int(entry))
+    return pids
+
+
+def cpu_seconds(proc: subprocess.Popen) -> float:
+    """User + system CPU of the process tree so far (children that exited and were waited for included)."""
+    total = 0
+    for pid in _session_pids(proc.pid):
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += sum(int(v) for v in fields[11:15])  # utime, stime, cutime, cstime
+    return total / CLOCK_TICKS
+
+
+def memory_kb(proc: subprocess.Popen) -> tuple[int, int]:
+    """(resident, peak resident) KiB of the process tree, summed over its processes."""
+    rss = peak = 0
+    for pid in _session_pids(proc.pid):
+        try:
+            status = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines()
+                          if ":" in line)
+        except OSError:
+            continue
+        rss += int(status.get("VmRSS", "0 kB").split()[0])
+        peak += int(status.get("VmHWM", "0 kB").split()[0])
+    return rss, peak
+
+
 def run_raw(env: dict, n: int, concurrency: int) -> tuple[float, list[float]]:
     r = redis.Redis.from_url(env["DOCKET_REDIS_URL"])
     r.delete("bench:done")
@@ -85,7 +134,28 @@ def run_raw(env: dict, n: int, concurrency: int) -> tuple[float, list[float]]:
     return n / (max(done[k] for k in sent) - start), latencies
 
 
-def run_pipeline(env: dict, n: int, concurrency: int, clients: int, api_server: str) -> tuple[float, list[float]]:
+def post_batch(url: str, key: str, files: int, api: subprocess.Popen) -> dict:
+    """One POST /v1/batches of `files` small distinct PNGs: seconds to the answer, the API's memory growth."""
+    parts = []
+    for i in range(files):
+        buf = io.BytesIO()
+        Image.new("RGB", (32, 32), (i % 256, (i // 256) % 256, 201)).save(buf, "PNG")
+        parts.append(("files", (f"b{i}.png", buf.getvalue())))
+    rss_before, _ = memory_kb(api)
+    started = time.monotonic()
+    resp = requests.post(url + "/v1/batches", files=parts, data={"rule": "expense_policy", "analyzer": "bench-instant"},
+                         headers={"Authorization": f"Bearer {key}"}, timeout=120)
+    took = time.monotonic() - started
+    rss_after, peak_after = memory_kb(api)
+    assert resp.status_code == 202, (resp.status_code, resp.text[:500])
+    body = resp.json()
+    assert len(body["job_ids"]) == files and not body["rejected"], body["rejected"][:3]
+    return {"files": files, "seconds": took, "batch": body["id"], "rss_growth_mb": (rss_after - rss_before) / 1024,
+            "peak_growth_mb": (max(peak_after, rss_after) - rss_before) / 1024}
+
+
+def run_pipeline(env: dict, n: int, concurrency: int, clients: int, api_server: str,
+                 batch_files: int = 0) -> tuple[float, list[float], dict]:
     port = services.free_port()
     if api_server == "gunicorn":  # the production shape (docker-compose.yml): 2 processes x 4 threads
         command = [str(BIN / "gunicorn"), "--bind", f"127.0.0.1:{port}", "--workers", "2", "--threads", "4",
@@ -120,6 +190,7 @@ def run_pipeline(env: dict, n: int, concurrency: int, clients: int, api_server: 
         first = post(documents[-1])  # warm-up: imports, connections
         while local.session.get(f"{url}/v1/jobs/{first}", timeout=5).json()["status"] != "succeeded":
             time.sleep(0.05)
+        cpu_before = cpu_seconds(api), cpu_seconds(worker)
         with ThreadPoolExecutor(clients) as pool:
             ids = list(pool.map(post, documents[:n]))
         engine = create_engine(env["DOCKET_DATABASE_URL"])
@@ -127,8 +198,21 @@ def run_pipeline(env: dict, n: int, concurrency: int, clients: int, api_server: 
         with engine.connect() as conn:
             while conn.execute(query, {"w": first}).scalar() < n:
                 time.sleep(0.05)
+            cpu_after = cpu_seconds(api), cpu_seconds(worker)
             rows = conn.execute(text("SELECT created_at, finished_at, status FROM jobs WHERE id != :w"),
                                 {"w": first}).all()
+        extra = {"api_cpu_ms": (cpu_after[0] - cpu_before[0]) / n * 1000,
+                 "worker_cpu_ms": (cpu_after[1] - cpu_before[1]) / n * 1000}
+        if batch_files:
+            extra["batch"] = post_batch(url, key, batch_files, api)
+            started = time.monotonic()
+            done = text("SELECT count(*) FROM jobs WHERE batch_id = :b AND status IN ('succeeded','failed')")
+            with engine.connect() as conn:
+                while (conn.execute(done, {"b": extra["batch"]["batch"]}).scalar() < batch_files
+                       and time.monotonic() - started < 300):
+                    time.sleep(0.2)
+                extra["batch"]["decided_after_s"] = time.monotonic() - started
+                extra["batch"]["decided"] = conn.execute(done, {"b": extra["batch"]["batch"]}).scalar()
         engine.dispose()
     finally:
         stop(worker)
@@ -136,7 +220,7 @@ def run_pipeline(env: dict, n: int, concurrency: int, clients: int, api_server: 
     assert all(r.status == "succeeded" for r in rows), "some benchmark jobs failed"
     latencies = [(r.finished_at - r.created_at).total_seconds() for r in rows]
     span = (max(r.finished_at for r in rows) - min(r.created_at for r in rows)).total_seconds()
-    return n / span, latencies
+    return n / span, latencies, extra
 
 
 def main() -> None:
@@ -146,6 +230,8 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=4)
     parser.add_argument("--api", choices=("gunicorn", "dev"), default="dev",
                         help="API server: docket serve's dev server (default), or gunicorn as deployed")
+    parser.add_argument("--batch-files", type=int, default=1000,
+                        help="files in the one POST /v1/batches measured after the run (0: skip)")
     args = parser.parse_args()
     throwaway = services.Throwaway()
     try:
@@ -159,7 +245,8 @@ def main() -> None:
                    PYTHONPATH=str(ROOT))
         subprocess.run([str(BIN / "docket"), "migrate"], env=env, check=True, capture_output=True)
         raw_rate, raw_lat = run_raw(env, args.n, args.concurrency)
-        pipe_rate, pipe_lat = run_pipeline(env, args.n, args.concurrency, args.clients, args.api)
+        pipe_rate, pipe_lat, extra = run_pipeline(env, args.n, args.concurrency, args.clients, args.api,
+                                                  args.batch_files)
         drop()
         services.release_redis_db(redis_url)
     finally:
@@ -170,6 +257,14 @@ def main() -> None:
     print(f"added latency    : p50 {(pct(pipe_lat, 50) - pct(raw_lat, 50))*1000:7.1f} ms   "
           f"p95 {(pct(pipe_lat, 95) - pct(raw_lat, 95))*1000:7.1f} ms")
     print(f"throughput ratio (pipeline / raw celery): {pipe_rate / raw_rate:.2f}   (target >= 0.5)")
+    print(f"CPU per job      : API {extra['api_cpu_ms']:6.1f} ms   worker {extra['worker_cpu_ms']:6.1f} ms   "
+          f"together {extra['api_cpu_ms'] + extra['worker_cpu_ms']:6.1f} ms")
+    if "batch" in extra:
+        b = extra["batch"]
+        ok = b["seconds"] <= 10 and b["peak_growth_mb"] <= 100
+        print(f"batch of {b['files']} files: 202 after {b['seconds']:.1f} s (target <= 10 s), API memory "
+              f"+{b['rss_growth_mb']:.0f} MB resident, +{b['peak_growth_mb']:.0f} MB at peak (target <= 100 MB): "
+              f"{'PASS' if ok else 'FAIL'}; {b['decided']} decided {b['decided_after_s']:.1f} s after the 202")
 
 
 if __name__ == "__main__":

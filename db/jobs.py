@@ -22,17 +22,25 @@ def claim(session: Session, job_id: str, stale_after: int, worker: str | None = 
     the sweeper, once that worker's heartbeat says it is gone or no longer works on the job
     (docket/recovery.py); a redelivered message never steals it, however long it runs. Rows
     claimed without a worker id (before migration 0005) fall back to `stale_after`."""
+    return session.scalar(_claim(job_id, stale_after, worker).returning(Job.attempts))
+
+
+def claim_row(session: Session, job_id: str, stale_after: int, worker: str | None = None) -> Job | None:
+    """`claim`, returning the claimed row itself (its `attempts` the attempt number), so the
+    worker reads the job with the claim instead of in a transaction of its own. The caller commits."""
+    return session.scalars(_claim(job_id, stale_after, worker).returning(Job),
+                           execution_options={"populate_existing": True}).first()
+
+
+def _claim(job_id: str, stale_after: int, worker: str | None):
     now = utcnow()
-    return session.scalar(
-        update(Job)
-        .where(Job.id == job_id,
-               or_(Job.status == "queued",
-                   and_(Job.status == "running", Job.worker.is_(None),
-                        Job.started_at < now - timedelta(seconds=stale_after))))
-        .values(status="running", attempts=Job.attempts + 1, started_at=now, worker=worker,
-                error_code=None, error_message=None)
-        .returning(Job.attempts)
-    )
+    return (update(Job)
+            .where(Job.id == job_id,
+                   or_(Job.status == "queued",
+                       and_(Job.status == "running", Job.worker.is_(None),
+                            Job.started_at < now - timedelta(seconds=stale_after))))
+            .values(status="running", attempts=Job.attempts + 1, started_at=now, worker=worker,
+                    error_code=None, error_message=None))
 
 
 def attempt_held_by(session: Session, job_id: str, worker: str) -> int | None:
@@ -40,6 +48,11 @@ def attempt_held_by(session: Session, job_id: str, worker: str) -> int | None:
     although its caller saw the connection fail), else None."""
     return session.scalar(select(Job.attempts).where(Job.id == job_id, Job.status == "running",
                                                      Job.worker == worker))
+
+
+def row_held_by(session: Session, job_id: str, worker: str) -> Job | None:
+    """`attempt_held_by`, returning the row."""
+    return session.scalar(select(Job).where(Job.id == job_id, Job.status == "running", Job.worker == worker))
 
 
 def _owned(job_id: str, attempt: int):
@@ -52,17 +65,23 @@ def mark_succeeded(session: Session, job_id: str, attempt: int, decision: Decisi
     """Finish the job and add its decision (the caller commits); False when this attempt no
     longer owns the job: nothing is written. A second decision of the same analysis round (a
     redelivery) fails at flush with IntegrityError (one per job and origin "analysis:<round>")."""
+    return succeeded_row(session, job_id, attempt, decision) is not None
+
+
+def succeeded_row(session: Session, job_id: str, attempt: int, decision: Decision) -> Job | None:
+    """`mark_succeeded`, returning the finished row as updated (None: not this attempt's), so
+    that what follows in the transaction (the event, metrics) needs no SELECT of the job."""
     now = utcnow()
-    owner = session.execute(update(Job).where(_owned(job_id, attempt))
-                            .values(status="succeeded", finished_at=now,
-                                    **queue_values(decision.decision, decision.fields, now))
-                            .returning(Job.tenant_id, Job.analysis_round)).first()
-    if owner is None:
-        return False
-    decision.tenant_id, decision.origin = owner.tenant_id, f"analysis:{owner.analysis_round}"
+    job = session.scalars(update(Job).where(_owned(job_id, attempt))
+                          .values(status="succeeded", finished_at=now,
+                                  **queue_values(decision.decision, decision.fields, now))
+                          .returning(Job), execution_options={"populate_existing": True}).first()
+    if job is None:
+        return None
+    decision.tenant_id, decision.origin = job.tenant_id, f"analysis:{job.analysis_round}"
     session.add(decision)
     session.flush()
-    return True
+    return job
 
 
 def mark_failed(session: Session, job_id: str, code: str, message: str, attempt: int | None = None) -> bool:

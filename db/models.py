@@ -86,6 +86,8 @@ class Batch(Base):
     callback_url: Mapped[str | None] = mapped_column(String(2000))
     # The API key that submitted it (None: the CLI, embedded runs, or before keys existed).
     submitted_by: Mapped[str | None] = mapped_column(String(32))
+    # What the submitter wrote beside the upload (the dashboard's Upload page); None from the API.
+    note: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     # Set once, when the last job finished (and batch.completed was recorded).
     completed_at: Mapped[datetime | None]

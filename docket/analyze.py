@@ -85,8 +85,7 @@ def _follow(settings: Settings, files: list[Path], pending: dict[str, int], resu
     and hand over each result as its job finishes; the database is read only when something
     happened. Returns the worker's exit status when it stopped early, else None."""
     deadline = time.monotonic() + timeout
-    subscription = live._Subscription(  # TODO(integration): public name
-        settings.redis_url, list(pending))
+    subscription = live.Subscription(settings.redis_url, list(pending))
     try:
         while pending:
             with session_scope(settings.database_url) as session:

@@ -12,8 +12,9 @@ import json
 import logging
 import threading
 import time
+from contextlib import contextmanager
 from functools import lru_cache
-from typing import Iterable
+from typing import Iterable, Iterator
 
 import redis
 
@@ -140,15 +141,59 @@ def gate(url: str) -> BrokerGate:
         return _gates.setdefault(url, BrokerGate())
 
 
+class HeldProducers:
+    """Producers kept, with their channel, between publishes. Celery's own producer pool opens a
+    new channel on every acquire (about 1.5 ms a message on Redis, against 0.4 ms on a held
+    one). At most `keep` wait idle; one whose publish failed is closed, never reused."""
+
+    def __init__(self, celery, keep: int = 16):
+        self._celery, self._keep = celery, keep
+        self._idle: list = []
+        self._lock = threading.Lock()
+
+    @contextmanager
+    def producer(self) -> Iterator:
+        with self._lock:
+            producer = self._idle.pop() if self._idle else None
+        if producer is None:
+            producer = self._celery.amqp.Producer(self._celery.connection_for_write())
+        try:
+            yield producer
+        except BaseException:
+            _close(producer)
+            raise
+        with self._lock:
+            if len(self._idle) < self._keep:
+                self._idle.append(producer)
+                return
+        _close(producer)
+
+
+def _close(producer) -> None:
+    try:
+        producer.connection.release()
+    except Exception:  # noqa: BLE001 - a broken connection may fail to close as well
+        pass
+
+
+_held: dict[int, HeldProducers] = {}
+
+
+def held_producers(celery) -> HeldProducers:
+    with _gates_lock:
+        return _held.setdefault(id(celery), HeldProducers(celery))
+
+
 def try_send(celery, task: str, args: list, queue: str, retry_after: float) -> bool:
-    """Publish one message unless the broker is remembered as down; False when not published
-    (then or now). Never raises: the caller's rows are already committed and the sweeper
-    publishes whatever this skips."""
+    """Publish one message, on a producer this process holds (HeldProducers), unless the broker
+    is remembered as down; False when not published (then or now). Never raises: the caller's
+    rows are already committed and the sweeper publishes whatever this skips."""
     door = gate(str(celery.conf.broker_url))
     if not door.may_try(retry_after):
         return False
     try:
-        celery.send_task(task, args=args, queue=queue, retry=False)
+        with held_producers(celery).producer() as producer:
+            celery.send_task(task, args=args, queue=queue, retry=False, producer=producer)
     except Exception as exc:  # kombu raises OperationalError and socket errors alike
         door.failed(retry_after)
         log.warning("broker unavailable for %.0f s (%s); the sweeper publishes what waits", retry_after, exc)

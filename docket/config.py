@@ -128,6 +128,10 @@ class Settings:
     secure_cookies: bool = False
     session_hours: int = 8
     login_rate_limit: str = "10/minute"
+    # The dashboard's live streams (Server-Sent Events) end after this many seconds and the
+    # browser reconnects with Last-Event-ID: no connection outlives a proxy's idle timeout or
+    # holds a server thread for ever, and nothing is missed (the state is read again).
+    event_stream_max_s: float = 300.0
     # --- where document bytes live (docket/storage.py) ---
     # None: the local folder $DOCKET_DATA_DIR/documents; "s3://bucket/prefix": an S3-compatible
     # store (credentials from the usual AWS variables), shared by API and workers on any machine.
@@ -178,6 +182,7 @@ class Settings:
             secure_cookies=(os.environ.get("DOCKET_SECURE_COOKIES") or "").lower() in ("1", "true", "yes", "on"),
             session_hours=_int("DOCKET_SESSION_HOURS", 8),
             login_rate_limit=os.environ.get("DOCKET_LOGIN_RATE_LIMIT") or "10/minute",
+            event_stream_max_s=max(0.1, _float("DOCKET_EVENT_STREAM_MAX_S", 300.0)),
             storage_url=_storage_url(os.environ.get("DOCKET_STORAGE_URL") or None),
             s3_endpoint_url=os.environ.get("DOCKET_S3_ENDPOINT_URL") or None,
             model=ModelSettings.from_env(),

@@ -3,19 +3,30 @@ from __future__ import annotations
 
 from sqlalchemy import and_, exists, select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
-from db.models import Batch, Job, utcnow
+from db.models import Batch, Decision, Document, Job, utcnow
 from db.queries import batch_counts
 
 
-def job_finished(session: Session, job_id: str) -> None:
-    """Call after a job reached succeeded/failed, before the commit."""
+def job_finished(session: Session, job_id: str, known: tuple[Job, Decision, Document] | None = None) -> None:
+    """Call after a job reached succeeded/failed, before the commit.
+
+    `known`: the job as its finishing UPDATE returned it, the decision just added and the
+    job's document — the event is then built from them without reading any of them again."""
     from docket.representation import job_json
     from docket.webhooks.outbox import record_event
 
     session.flush()
-    job = session.get(Job, job_id)
-    session.refresh(job)
+    if known is None:
+        job = session.get(Job, job_id)
+        session.refresh(job)
+    else:
+        job, decision, document = known
+        set_committed_value(job, "decision", decision)
+        set_committed_value(job, "document", session.merge(document, load=False))
+        if job.reviewed_at is None:  # never reviewed: no review rows to read
+            set_committed_value(job, "reviews", [])
     record_event(session, tenant_id=job.tenant_id, event_type=f"job.{job.status}", data=job_json(job),
                  job_id=job.id, batch_id=job.batch_id, callback_url=job.callback_url)
     if job.batch_id:

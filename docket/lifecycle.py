@@ -10,7 +10,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from db import jobs as stored
-from db.models import Decision, Job
+from db.models import Decision, Document, Job
 from docket import live, metrics
 from docket.events import job_finished
 
@@ -25,17 +25,34 @@ def claim(session: Session, job_id: str, stale_after: int, worker: str | None = 
     return attempt
 
 
-def succeed(session: Session, job_id: str, attempt: int, decision: Decision) -> bool:
+def claim_with_document(session: Session, job_id: str, stale_after: int,
+                        worker: str | None = None) -> tuple[Job, Document] | None:
+    """`claim`, returning the claimed job (`attempts`: this attempt's number) and its document,
+    both read in the claim's own transaction: one round of the database per claim instead of
+    a claim and then a read. None when another worker holds the job or it is finished."""
+    job = stored.claim_row(session, job_id, stale_after, worker)
+    document = session.get(Document, job.document_sha256) if job is not None else None
+    session.commit()
+    if job is None:
+        return None
+    live.job_changed(job_id, "running")
+    return job, document
+
+
+def succeed(session: Session, job_id: str, attempt: int, decision: Decision,
+            document: Document | None = None) -> bool:
     """Store the decision, finish the job and record its event in one transaction; False when
-    this attempt no longer owns the job or a decision already exists (a redelivery)."""
+    this attempt no longer owns the job or a decision already exists (a redelivery). With the
+    job's `document` (as claimed), the event needs no read of the job, decision or document."""
     try:
-        if not stored.mark_succeeded(session, job_id, attempt, decision):
+        job = stored.succeeded_row(session, job_id, attempt, decision)  # held: the event reads it from the session
+        if job is None:
             session.rollback()
             return False
-        job_finished(session, job_id)
+        job_finished(session, job_id, (job, decision, document) if document is not None else None)
         session.commit()
         live.job_changed(job_id, "succeeded")
-        _observe(session, job_id, "succeeded", decision)
+        _observe(job, "succeeded", decision)
         return True
     except IntegrityError:
         session.rollback()
@@ -46,19 +63,20 @@ def fail(session: Session, job_id: str, code: str, message: str, attempt: int | 
     """Fail the job with an error code and record its event in one transaction; False when it
     was not this attempt's (or was already finished)."""
     failed = stored.mark_failed(session, job_id, code, message, attempt)
+    job = None
     if failed:
         job_finished(session, job_id)
+        job = session.get(Job, job_id) if metrics.enabled() else None  # read now, counted after the commit
     session.commit()
     if failed:
         live.job_changed(job_id, "failed")
-        _observe(session, job_id, "failed")
+        _observe(job, "failed")
     return failed
 
 
-def _observe(session: Session, job_id: str, status: str, decision: Decision | None = None) -> None:
+def _observe(job: Job | None, status: str, decision: Decision | None = None) -> None:
     """Count the finished job and its time per stage (after the commit: only what happened)."""
-    job = session.get(Job, job_id)
-    if job is None:
+    if job is None or not metrics.enabled():
         return
     metrics.job_finished(status, decision.decision if decision is not None else None, job.rule_name)
     if decision is not None:

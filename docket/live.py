@@ -6,10 +6,19 @@ A message says only "look again": waiters and event streams subscribe first and 
 row, so a change committed before the subscription is still seen, and a lost message (Redis
 down for a moment) costs at most one slow re-check (`RECHECK_S`), never a wrong answer.
 
-Event ids come from the database state, not from Redis: a job's `sequence` grows with every
-status change (for attempt count a: queued 2a, running 2a-1, finished 2a+2), and a batch's is
-the sum of its jobs'. A client that reconnects with `Last-Event-ID` therefore gets the current
-state when it is newer than what it saw — nothing is missed, nothing has to be kept in Redis.
+A running attempt's stage (`reading`: pages, OCR or the model; `checking`: the policy rules) is
+progress, not a fact worth a database write: the worker keeps it in Redis only, under the job's
+key with the attempt it belongs to (`stage_changed`), and nudges like a status change. A stage
+left by an earlier attempt is ignored; without Redis there is no stage, nothing else changes.
+
+Event ids come from that state, not from a log: a job's `sequence` grows with every change (for
+attempt count a: queued 4a, running 4a-3, reading 4a-2, checking 4a-1, finished 4a+4), and a
+batch's is the sum of its jobs'. A client that reconnects with `Last-Event-ID` therefore gets the
+current state when it is newer than what it saw — nothing is missed, nothing has to be kept.
+
+Streams and waits hold a server thread each for up to minutes; `hold()` caps them per process
+(`DOCKET_LIVE_LIMIT`, set from the thread count by gunicorn.conf.py) so that ordinary requests
+always find a thread: beyond the cap a stream is refused (503) and a wait is not applied.
 """
 from __future__ import annotations
 
@@ -17,14 +26,21 @@ import json
 import logging
 import os
 import re
+import threading
 import time
+from functools import lru_cache
 from typing import Callable, Iterable, Iterator, NamedTuple
+
+import redis
 
 from docket import broker
 
 log = logging.getLogger(__name__)
 
 PREFIX = "docket:live:job:"
+STAGE_PREFIX = "docket:live:stage:"
+STAGES = ("reading", "checking")  # in order, within one running attempt
+STAGE_TTL_S = 24 * 3600  # outlives any attempt; a leftover is told apart by its attempt anyway
 MAX_WAIT_S = 60
 KEEPALIVE_S = 15.0
 RECHECK_S = 5.0  # a safety net for a lost message: the row is read again at most this often
@@ -47,14 +63,54 @@ def job_changed(job_id: str, status: str, redis_url: str | None = None) -> None:
         log.debug("live event for job %s not published: %s", job_id, exc)
 
 
-def sequence(status: str, attempts: int | None) -> int:
-    """A number that grows with every status change of one job (see the module docstring)."""
+def stage_changed(job_id: str, stage: str, attempt: int, redis_url: str | None = None) -> None:
+    """Record that attempt `attempt` of the running job entered `stage` (one of STAGES), and
+    nudge its subscribers. Redis only, best effort: a lost stage costs a progress event, never
+    the job."""
+    if stage not in STAGES:
+        raise ValueError(f"unknown stage {stage!r}")
+    url = redis_url or os.environ.get("DOCKET_REDIS_URL")
+    if not url:
+        return
+    try:
+        pipe = broker.client(url).pipeline(transaction=False)  # one round trip
+        pipe.set(STAGE_PREFIX + job_id, f"{attempt}:{stage}", ex=STAGE_TTL_S)
+        pipe.publish(channel(job_id), stage)
+        pipe.execute()
+    except Exception as exc:  # noqa: BLE001 - progress is never worth failing the analysis
+        log.debug("stage %s of job %s not recorded: %s", stage, job_id, exc)
+
+
+def stages(redis_url: str | None, running: Iterable[tuple[str, int]]) -> dict[str, str]:
+    """The current stage of each running (job id, attempt) that has one, in one MGET; a stage
+    recorded by another attempt is not this one's."""
+    running = list(running)
+    if not redis_url or not running:
+        return {}
+    try:
+        values = broker.client(redis_url).mget([STAGE_PREFIX + job_id for job_id, _ in running])
+    except Exception as exc:  # noqa: BLE001 - events go on with status changes only
+        log.debug("job stages not read: %s", exc)
+        return {}
+    found = {}
+    for (job_id, attempt), value in zip(running, values):
+        if value is not None:
+            recorded, _, stage = value.decode().partition(":")
+            if recorded == str(attempt) and stage in STAGES:
+                found[job_id] = stage
+    return found
+
+
+def sequence(status: str, attempts: int | None, stage: str | None = None) -> int:
+    """A number that grows with every change of one job (see the module docstring): four slots
+    per attempt, so a claim (attempts + 1) lands above the queued state it left, and a job that
+    finishes from any state of attempt a (even queued, by the sweeper) lands above them all."""
     a = attempts or 0
     if status in FINISHED:
-        return 2 * a + 2
+        return 4 * a + 4
     if status == "running":
-        return 2 * a - 1  # a claim counts the attempt: running after queued 2(a-1)
-    return 2 * a
+        return 4 * a - 3 + (STAGES.index(stage) + 1 if stage in STAGES else 0)
+    return 4 * a
 
 
 def wait_seconds(prefer: str | None) -> int | None:
@@ -67,7 +123,62 @@ def wait_seconds(prefer: str | None) -> int | None:
     return min(int(match.group(1)), MAX_WAIT_S)
 
 
-class _Subscription:
+class _Holds:
+    """A per-process count of long-lived requests (event streams, waits) with a ceiling."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._held = 0
+
+    def acquire(self) -> bool:
+        with self._lock:
+            if self._held >= live_limit():
+                return False
+            self._held += 1
+            return True
+
+    def release(self) -> None:
+        with self._lock:
+            self._held -= 1
+
+
+_holds = _Holds()
+DEFAULT_LIVE_LIMIT = 256  # `docket serve` (a thread per connection): 200 streams and some waits
+RETRY_AFTER_S = 5
+
+
+def live_limit() -> int:
+    """Long-lived requests this process may hold at once (DOCKET_LIVE_LIMIT)."""
+    return int(os.environ.get("DOCKET_LIVE_LIMIT") or DEFAULT_LIVE_LIMIT)
+
+
+def hold() -> Callable[[], None] | None:
+    """A place for one long-lived request: its release function (idempotent), or None when the
+    process holds `live_limit()` already."""
+    if not _holds.acquire():
+        return None
+    token = [True]
+
+    def release() -> None:
+        try:
+            token.pop()  # atomic: a second call finds nothing to give back
+        except IndexError:
+            return
+        _holds.release()
+
+    return release
+
+
+@lru_cache(maxsize=None)
+def _subscriber(url: str) -> redis.Redis:
+    """A client whose pool has room for every subscription the process may hold (each keeps a
+    connection for its whole life): with redis-py's default pool (100 connections) the 101st
+    stream would find none and fall back to the slow re-check. Timeouts as in docket.broker."""
+    return redis.Redis.from_url(url, max_connections=live_limit() + 100, socket_connect_timeout=2, socket_timeout=5,
+                                health_check_interval=15)
+
+
+class Subscription:
     """A pub/sub subscription to some jobs' channels; None-safe when Redis is not configured."""
 
     def __init__(self, redis_url: str | None, job_ids: Iterable[str]):
@@ -75,7 +186,7 @@ class _Subscription:
         ids = list(job_ids)
         if redis_url and ids:
             try:
-                self.pubsub = broker.client(redis_url).pubsub(ignore_subscribe_messages=True)
+                self.pubsub = _subscriber(redis_url).pubsub(ignore_subscribe_messages=True)
                 self.pubsub.subscribe(*[channel(j) for j in ids])
             except Exception as exc:  # noqa: BLE001 - fall back to the slow re-check
                 log.warning("live events unavailable (%s); re-reading the database every %ss", exc, RECHECK_S)
@@ -112,7 +223,7 @@ def wait_until_finished(redis_url: str | None, job_id: str, timeout: float,
     """Hold until `is_finished()` (a fresh read of the row) is true or `timeout` seconds pass;
     subscribes before the first read so no change slips between them."""
     deadline = time.monotonic() + timeout
-    sub = _Subscription(redis_url, [job_id])
+    sub = Subscription(redis_url, [job_id])
     try:
         while True:
             if is_finished():
@@ -147,7 +258,7 @@ def stream(redis_url: str | None, job_ids: Iterable[str], snapshot: Callable[[],
     """Server-Sent Events for one job or batch: `status` whenever the state's sequence is newer
     than `last_id` (the current state first), then `done` and the end once it is finished; a
     keep-alive comment every `keepalive` seconds while nothing happens."""
-    sub = _Subscription(redis_url, job_ids)
+    sub = Subscription(redis_url, job_ids)
     try:
         yield f"retry: {retry_ms}\n\n"
         next_ping = time.monotonic() + keepalive

@@ -90,6 +90,8 @@ def batch_json(batch: Batch, counts: dict[str, int], jobs: list[Job]) -> dict:
     return {
         "id": batch.id,
         "rule": batch.rule_name,
+        "note": batch.note,
+        "submitted_by": batch.submitted_by,
         "created_at": _time(batch.created_at),
         "total": sum(counts.values()),
         "counts": counts,

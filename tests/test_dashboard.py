@@ -107,10 +107,15 @@ def sign_in(page, stack, key: str) -> None:
     page.click("form button[type=submit]")
 
 
-def test_submitter_key_cannot_sign_in(page, stack):
+def test_submitter_signs_in_to_its_own_pages_and_unknown_keys_are_refused(page, stack):
+    # A submitter's home is the Upload page; the queue and the tenant's pages are not theirs
+    # (tests/test_dashboard_upload.py goes through what a submitter can and cannot do).
     sign_in(page, stack, stack.submitter_key)
-    assert "cannot sign in" in page.locator(".flash.error").inner_text()
-    assert page.locator("input#key").count() == 1
+    page.wait_for_url("**/dashboard/upload")
+    nav = page.locator("header nav a")
+    assert [nav.nth(i).inner_text() for i in range(nav.count())] == ["Upload", "My submissions"]
+    assert page.goto(f"{stack.url}/dashboard/jobs/{stack.jobs['weekend.png']}").status == 404  # not its job
+    page.click(".sign-out button")
     sign_in(page, stack, "dk_not_a_key")
     assert "Unknown or revoked key" in page.locator(".flash.error").inner_text()
     shoot(page, "sign-in-refused")

@@ -6,8 +6,9 @@ import logging
 import time
 
 from celery.exceptions import Reject, SoftTimeLimitExceeded
+from sqlalchemy import update
 
-from docket import database, invoice_facts, lifecycle, policies, recovery
+from docket import database, invoice_facts, lifecycle, live, policies, recovery
 from db import jobs as job_state
 from db.models import Decision, Document, Job
 from db.session import session_scope
@@ -60,29 +61,33 @@ def _attempt(task, job_id: str, worker: str) -> str:
     tried = []
 
     def claim():
+        # The job and its document come back with the claim: no second transaction to read them.
         with session_scope(url) as session:
             if tried:  # the connection failed last time, perhaps after the claim had committed
-                held = job_state.attempt_held_by(session, job_id, worker)
+                held = job_state.row_held_by(session, job_id, worker)
                 if held is not None:
-                    return held
+                    return held, session.get(Document, held.document_sha256)
             tried.append(True)
-            return lifecycle.claim(session, job_id, settings.stale_after, worker)
+            return lifecycle.claim_with_document(session, job_id, settings.stale_after, worker)
 
     try:
-        attempt = database.wait_for(claim, _claim_wait(), f"the claim of job {job_id}")
+        claimed = database.wait_for(claim, _claim_wait(), f"the claim of job {job_id}")
     except Exception as exc:
         if not database.unavailable(exc):
             raise
         log.warning("job %s: database still unavailable; message handed back to the queue", job_id)
         raise Reject(exc, requeue=True) from None
-    if attempt is None:
+    if claimed is None:
         return "skipped"  # finished already, or another worker holds it
+    job, document = claimed  # detached rows: their columns as claimed
+    attempt = job.attempts
     if attempt > settings.max_attempts:
         return _record(job_id, "failed", lambda s: lifecycle.fail(
             s, job_id, "worker_lost", f"gave up after {attempt - 1} attempts that ended without a result "
             "(worker killed, out of memory or time limit)", attempt))
     try:
-        decision = database.wait_for(lambda: _analyze(job_id), settings.database_wait, f"the analysis of job {job_id}")
+        decision = database.wait_for(lambda: _analyze(job, document), settings.database_wait,
+                                     f"the analysis of job {job_id}")
     except DocumentError as exc:
         code, detail = exc.code, exc.detail
         return _record(job_id, "failed", lambda s: lifecycle.fail(s, job_id, code, detail, attempt))
@@ -102,7 +107,7 @@ def _attempt(task, job_id: str, worker: str) -> str:
         log.exception("job %s failed", job_id)
         message = f"{type(exc).__name__}: {exc}"
         return _record(job_id, "failed", lambda s: lifecycle.fail(s, job_id, "analysis_error", message, attempt))
-    return _record(job_id, "succeeded", lambda s: lifecycle.succeed(s, job_id, attempt, decision))
+    return _record(job_id, "succeeded", lambda s: lifecycle.succeed(s, job_id, attempt, decision, document))
 
 
 def _claim_wait() -> float:
@@ -137,16 +142,13 @@ def _backoff(retries: int) -> int:
     return min(60, 2 ** retries)
 
 
-def _analyze(job_id: str) -> Decision:
-    with session_scope(settings.database_url) as session:
-        job = session.get(Job, job_id)
-        document = session.get(Document, job.document_sha256)
-        rule_name, analyzer_name, filename = job.rule_name, job.analyzer, job.filename
-        mime, storage_path, pages = document.mime_type, document.storage_path, document.page_count
-        # The exact version the job was submitted under: built-in or the tenant's own.
-        rule = policies.submitted_rule(session, job.tenant_id, rule_name, job.rule_version, rules())
+def _analyze(job: Job, document: Document) -> Decision:
+    job_id, rule_name, analyzer_name, filename = job.id, job.rule_name, job.analyzer, job.filename
+    mime, storage_path, pages = document.mime_type, document.storage_path, document.page_count
+    rule = _submitted_rule(job)
     if rule is None:
         raise DocumentError(f"the rule {rule_name!r} no longer exists", code="unknown_rule")
+    live.stage_changed(job_id, "reading", job.attempts)  # progress for live events (Redis only)
     timings: dict[str, float] = {}
     started = time.perf_counter()
     try:  # the local folder, or a local copy fetched once from the object store
@@ -161,13 +163,16 @@ def _analyze(job_id: str) -> Decision:
     analysis = analyzer.analyze(prepared, rule)
     timings["analyze_s"] = round(time.perf_counter() - started, 4)
     timings.update(analysis.timings)
-    duplicates = _near_duplicates(job_id, prepared.pages[0].image) if duplicate_scan.read_by(rule) else []
+    live.stage_changed(job_id, "checking", job.attempts)
     qr = analysis.extra.get("qr")
-    if invoice_facts.reads_history(rule):  # an earlier claim of the same invoice: a query
+    reads_duplicates, reads_history = duplicate_scan.read_by(rule), invoice_facts.reads_history(rule)
+    if reads_duplicates or reads_history:  # both lookups of earlier jobs in one transaction
         with session_scope(settings.database_url) as session:
-            invoice = invoice_facts.facts(session, session.get(Job, job_id), analysis.fields, qr, with_history=True)
+            duplicates = (_near_duplicates(session, job, document, prepared.pages[0].image)
+                          if reads_duplicates else [])
+            invoice = invoice_facts.facts(session, job, analysis.fields, qr, with_history=reads_history)
     else:
-        invoice = invoice_facts.facts(None, None, analysis.fields, qr, with_history=False)
+        duplicates, invoice = [], invoice_facts.facts(None, None, analysis.fields, qr, with_history=False)
     started = time.perf_counter()
     verdict = evaluate(rule, analysis.fields,
                        {"text": analysis.text, "pages": pages, "mime_type": mime, "filename": filename or "",
@@ -184,14 +189,33 @@ def _analyze(job_id: str) -> Decision:
                     timings=timings, text=analysis.text, **recorded)
 
 
-def _near_duplicates(job_id: str, first_page) -> list[str]:
+_policy_versions: dict[tuple[str, str, str], object] = {}
+
+
+def _submitted_rule(job: Job):
+    """The exact version the job was submitted under: built-in or the tenant's own. A version
+    never changes once stored (it names its source), so each is looked up and compiled once per
+    process; the current built-in needs no query at all."""
+    builtin = rules().get(job.rule_name)
+    if builtin is not None and builtin.version == job.rule_version:
+        return builtin
+    key = (job.tenant_id, job.rule_name, job.rule_version)
+    if key not in _policy_versions:
+        with session_scope(settings.database_url) as session:
+            rule = policies.submitted_rule(session, job.tenant_id, job.rule_name, job.rule_version, rules())
+        if rule is None or rule.version != job.rule_version:
+            return rule  # missing, or the fallback to the current built-in: not a version to keep
+        _policy_versions[key] = rule
+    return _policy_versions[key]
+
+
+def _near_duplicates(session, job: Job, document: Document, first_page) -> list[str]:
     """Earlier jobs of the same tenant whose first page looks the same (the double claim)."""
-    with session_scope(settings.database_url) as session:
-        job = session.get(Job, job_id)
-        document = session.get(Document, job.document_sha256)
-        if document.phash is None:
-            document.phash = duplicate_scan.perceptual_hash(first_page)
-        return duplicate_scan.earlier_near_duplicates(session, job, document.phash, settings.duplicate_distance)
+    phash = document.phash
+    if phash is None:  # recorded in this transaction (the claim's row stays as read: a retry starts over)
+        phash = duplicate_scan.perceptual_hash(first_page)
+        session.execute(update(Document).where(Document.sha256 == document.sha256).values(phash=phash))
+    return duplicate_scan.earlier_near_duplicates(session, job, phash, settings.duplicate_distance)
 
 
 @celery.task(name=SWEEP_TASK, acks_late=True)

@@ -1,7 +1,9 @@
-"""The reviewer dashboard: server-rendered pages over the same queries as the API.
+"""The dashboard: server-rendered pages over the same queries as the API.
 
 Every list and number here is also an API route (GET /v1/jobs, /v1/stats, /v1/jobs/export.csv,
-/v1/jobs/{id}/reviews…); the pages only add a session cookie, CSRF-checked forms and HTML.
+/v1/jobs/{id}/reviews, POST /v1/batches, /v1/batches/{id}/events…); the pages only add a session
+cookie, CSRF-checked forms and HTML. Reviewers and admins see their tenant; submitters upload and
+follow their own submissions (api/dashboard/access.py).
 """
 from __future__ import annotations
 
@@ -12,12 +14,13 @@ from flask_wtf.csrf import CSRFError, CSRFProtect
 from werkzeug.exceptions import HTTPException
 
 from api import context, job_filters
-from api.dashboard import presenters
-from api.batches import tenant_batch
-from api.dashboard.session import SignInRefused, current, sign_in, sign_out, signed_in
+from api.dashboard import presenters, streams, uploads
+from api.dashboard.access import tenant_wide, tenant_wide_only, visible_batch, visible_job
+from api.dashboard.session import SignInRefused, current, sign_in, sign_out, signed_in, wants_data
 from api.documents import document_response, page_response
-from api.jobs import tenant_job
 from api.export import csv_response
+from api.jobs import event_stream
+from api.problems import problem
 from db import queries, stats
 from db.models import DECISIONS, JOB_STATUSES, Job
 from docket import reviews
@@ -50,19 +53,30 @@ def security_headers(response):
     return response
 
 
+# The upload page's script reads problems as JSON (its `rejected` list too); people get a page.
 @bp.errorhandler(CSRFError)
 def csrf_refused(error):
+    if wants_data():
+        return problem(400, "csrf_failed", "Form expired or forged", f"The form was refused: {error.description} "
+                       "Reload the page and try again.")
     return render_template("dashboard/error.html", title="Form expired or forged",
                            message=f"The form was refused: {error.description} Reload the page and try again."), 400
 
 
 @bp.errorhandler(HTTPException)
 def http_error(error):
+    if wants_data():
+        return problem(error.code or 500, (error.name or "error").lower().replace(" ", "_"), error.name,
+                       error.description or error.name)
     return render_template("dashboard/error.html", title=error.name, message=error.description), error.code
 
 
 @bp.errorhandler(DocketError)
 def docket_error(error):
+    if wants_data():
+        response = problem(error.status, error.code, error.title, error.detail, **error.extra)
+        response.headers.update(error.headers)
+        return response
     return render_template("dashboard/error.html", title=error.title, message=error.detail), error.status
 
 
@@ -80,8 +94,11 @@ def _safe_next(target: str | None) -> str:
 @bp.get("")
 @bp.get("/")
 def index():
-    if current() is None:
+    who = current()
+    if who is None:
         return render_template("dashboard/sign_in.html", next=request.args.get("next", ""))
+    if not tenant_wide(who):
+        return redirect(url_for("dashboard.upload"))  # a submitter's home: the queue is not theirs
     return queue()
 
 
@@ -121,18 +138,63 @@ def queue():
                            rules=sorted(context.tenant_rules(_tenant())), query={k: v for k, v in filters.items() if v})
 
 
+@bp.get("/upload")
+@signed_in
+def upload():
+    return render_template("dashboard/upload.html", rules=sorted(context.tenant_rules(_tenant())),
+                           limits=uploads.page_limits())
+
+
+@bp.post("/upload")
+@signed_in
+def upload_post():
+    """One batch from the page's files (sent by its script as one multipart request): JSON for
+    the script; without it, the form's plain post lands on the batch's page."""
+    body, status = uploads.accept(current())
+    if wants_data():
+        return body, status
+    if body["rejected"]:
+        flash(uploads.refused_summary(body["rejected"]), "error")
+    return redirect(body["links"]["batch"], code=303)
+
+
+@bp.get("/mine")
+@signed_in
+def mine():
+    """My submissions: the jobs this key submitted (API and dashboard alike), newest first."""
+    args = request.args
+    # The queue's filters apply too (as on GET /v1/jobs?submitted_by=me); a dashboard principal
+    # always has a key (only keys sign in), so this never widens to the whole tenant.
+    flt = job_filters.job_filter(args, _tenant(), current().key_id)
+    flt.submitted_by = current().key_id
+    try:
+        jobs, next_cursor = queries.list_jobs(context.db(), flt, limit=50, cursor=args.get("cursor"), sort="newest")
+    except ValueError:
+        raise DocketError("That page link is out of date; start from the first page.", code="invalid_cursor",
+                          status=400, title="Invalid cursor") from None
+    return render_template("dashboard/mine.html", jobs=jobs, next_cursor=next_cursor, status=flt.status,
+                           statuses=JOB_STATUSES)
+
+
 @bp.get("/jobs/<job_id>")
 @signed_in
 def job_page(job_id: str):
-    job = tenant_job(job_id)
+    job = visible_job(job_id)
     rule = context.job_rule(job)
     active = context.tenant_rules(_tenant()).get(job.rule_name)
     rows = presenters.field_rows(job, rule)
     return render_template("dashboard/job.html", job=job, rows=rows, trail=presenters.trail(job),
-                           decisions=DECISIONS, next_job=_next_in_queue(job),
+                           decisions=DECISIONS, next_job=_next_in_queue(job) if tenant_wide(current()) else None,
                            pages=range(1, min(job.document.page_count or 1, MAX_PAGES_SHOWN) + 1),
                            rule_current=(rule is not None and active is not None and rule.version == active.version),
                            can_review=current().can("review"), source_titles=presenters.SOURCE_TITLES)
+
+
+@bp.get("/jobs/<job_id>/events")
+@signed_in
+def job_events(job_id: str):
+    """The job page's live updates: Server-Sent Events as GET /v1/jobs/{id}/events sends them."""
+    return event_stream(streams.job_events(visible_job(job_id).id))
 
 
 def _next_in_queue(job: Job) -> Job | None:
@@ -149,7 +211,7 @@ def _next_in_queue(job: Job) -> Job | None:
 @bp.post("/jobs/<job_id>/reviews")
 @signed_in
 def review_post(job_id: str):
-    job = tenant_job(job_id)
+    job = visible_job(job_id)
     who = current()
     if not who.can("review"):
         abort(403)
@@ -183,20 +245,20 @@ def review_post(job_id: str):
 @bp.get("/jobs/<job_id>/document")
 @signed_in
 def document(job_id: str):
-    return document_response(tenant_job(job_id))
+    return document_response(visible_job(job_id))
 
 
 @bp.get("/jobs/<job_id>/pages/<int:number>")
 @signed_in
 def page(job_id: str, number: int):
-    return page_response(tenant_job(job_id), number)
+    return page_response(visible_job(job_id), number)
 
 
 @bp.get("/batches/<batch_id>")
 @signed_in
 def batch_page(batch_id: str):
     session = context.db()
-    batch = tenant_batch(batch_id)
+    batch = visible_batch(batch_id)
     counts = queries.batch_counts(session, batch.id)
     total = sum(counts.values())
     done = counts["succeeded"] + counts["failed"]
@@ -208,8 +270,16 @@ def batch_page(batch_id: str):
                            next_cursor=next_cursor)
 
 
-@bp.get("/overview")
+@bp.get("/batches/<batch_id>/events")
 @signed_in
+def batch_events(batch_id: str):
+    """The batch and upload pages' live updates: as GET /v1/batches/{id}/events sends them."""
+    batch = visible_batch(batch_id)
+    return event_stream(streams.batch_events(batch.id, [j.id for j in batch.jobs]))
+
+
+@bp.get("/overview")
+@tenant_wide_only
 def overview():
     try:
         days = max(1, min(int(request.args.get("days", 30)), 366))
@@ -225,16 +295,29 @@ def overview():
 
 
 @bp.get("/export.csv")
-@signed_in
+@tenant_wide_only
 def export():
     args = request.args
     return csv_response(context.db(), job_filters.job_filter(args, _tenant()), job_filters.sort(args, default="queue"))
+
+
+# Templates ask it to show only what the role may use (navigation, links to the queue and policies).
+bp.add_app_template_global(tenant_wide, "sees_tenant")
 
 
 @bp.app_template_filter("when")
 def when(value) -> str:
     value = queries.as_utc(value)
     return value.strftime("%Y-%m-%d %H:%M UTC") if value else ""
+
+
+@bp.app_template_filter("size")
+def size(value) -> str:
+    value = float(value or 0)
+    for unit, scale in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if value >= scale:
+            return f"{value / scale:.3g} {unit}"
+    return f"{value:.0f} bytes"
 
 
 @bp.app_template_filter("seconds")

@@ -1,7 +1,7 @@
 """The dashboard's Policies pages: every version with who and when, each version's YAML, a diff
 between any two, simulations (chart, transitions with example jobs), and — for admins — pushing
-a new version, activating and rolling back. Reviewers see and simulate; the same core functions
-serve the API (api/policies.py)."""
+a new version, activating and rolling back. Reviewers see and simulate, submitters get 403; the
+same core functions serve the API (api/policies.py)."""
 from __future__ import annotations
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
@@ -10,6 +10,7 @@ from werkzeug.exceptions import HTTPException
 
 from api import context
 from api.dashboard import csrf, csrf_refused, docket_error, http_error, security_headers
+from api.dashboard.access import check_tenant_wide
 from api.dashboard.presenters import simulation_chart
 from api.dashboard.session import current, signed_in
 from db.models import DECISIONS
@@ -28,6 +29,10 @@ bp.register_error_handler(DocketError, docket_error)
 def check_csrf():
     if request.method == "POST":
         csrf.protect()
+
+
+# Policies are the tenant's, not a submitter's business (reviewers simulate, admins change them).
+bp.before_request(check_tenant_wide)
 
 
 def _tenant() -> str:

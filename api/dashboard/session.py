@@ -1,21 +1,22 @@
-"""Who is signed in to the dashboard: a reviewer or admin API key, remembered in the session.
+"""Who is signed in to the dashboard: a submitter, reviewer or admin API key, remembered in the session.
 
 The cookie holds the key's id, never the key; every request checks the key still exists and is
-not revoked, so revoking a key signs its sessions out at once. Submitter keys cannot sign in.
+not revoked, so revoking a key signs its sessions out at once. What each role may see is
+api/dashboard/access.py's business; metrics keys cannot sign in.
 """
 from __future__ import annotations
 
 import functools
 from datetime import timedelta
 
-from flask import g, redirect, request, session, url_for
+from flask import abort, g, redirect, request, session, url_for
 
 from api import context
 from api.auth import Principal
 from db.models import ApiKey
 from docket import tenants
 
-SIGN_IN_ROLES = ("reviewer", "admin")
+SIGN_IN_ROLES = ("submitter", "reviewer", "admin")
 
 
 class SignInRefused(Exception):
@@ -45,7 +46,7 @@ def sign_in(plaintext: str) -> Principal:
     if key is None:
         raise SignInRefused("Unknown or revoked key.")
     if key.role not in SIGN_IN_ROLES:
-        raise SignInRefused(f"A {key.role} key cannot sign in to the dashboard; use a reviewer or admin key.")
+        raise SignInRefused(f"A {key.role} key cannot sign in to the dashboard; use a submitter, reviewer or admin key.")
     session.clear()  # a new session id for a new identity (no fixation)
     session.permanent = True
     session["key_id"] = key.id
@@ -57,7 +58,7 @@ def sign_out() -> None:
 
 
 def current() -> Principal | None:
-    """The signed-in reviewer, re-checked against the database on every request."""
+    """The signed-in key's principal, re-checked against the database on every request."""
     if "dashboard_principal" in g:
         return g.dashboard_principal
     who = None
@@ -75,12 +76,21 @@ def current() -> Principal | None:
     return who
 
 
+def wants_data() -> bool:
+    """A script's request (the upload's XHR, an EventSource), not a page a person opened."""
+    best = request.accept_mimetypes.best
+    return best in ("application/json", "text/event-stream")
+
+
 def signed_in(view):
-    """Route decorator: the page needs a signed-in reviewer; otherwise, the sign-in form."""
+    """Route decorator: the page needs a signed-in key; otherwise, the sign-in form (401 for a
+    script, which a redirect to an HTML form would only confuse)."""
 
     @functools.wraps(view)
     def wrapper(*args, **kwargs):
         if current() is None:
+            if wants_data():
+                abort(401, "Not signed in (or the session ended): sign in again.")
             return redirect(url_for("dashboard.index", next=request.full_path.rstrip("?") if request.method == "GET" else None))
         return view(*args, **kwargs)
 
