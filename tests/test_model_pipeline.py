@@ -34,8 +34,9 @@ def analyze(tmp_path, model_dir, files, rule="expense_policy", timeout=240, **en
     proc = subprocess.run([DOCKET, "analyze", *map(str, files), "--rule", rule, "--analyzer", "model",
                            "--model", str(model_dir), "--json", "--timeout", "180"],
                           env=env, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
-    return proc, [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")], \
-        time.monotonic() - started
+    # `docket analyze` prints each file as it finishes: put the results back in the files' order.
+    results = {r["file"]: r for r in (json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{"))}
+    return proc, [results[str(f)] for f in files if str(f) in results], time.monotonic() - started
 
 
 def check_decided_under_the_rule(result: dict, rule_name: str) -> None:
