@@ -54,7 +54,8 @@ def accept_batch(documents: list[intake.Submitted], opts: dict, who: Principal,
                           title="Invalid batch", rejected=rejected)
     check_queue_depth(len(stored))
     submitter = who.key_id
-    batch = Batch(rule_name=rule.name, tenant_id=tenant, callback_url=opts["callback_url"], submitted_by=submitter)
+    batch = Batch(rule_name=rule.name, tenant_id=tenant, callback_url=opts["callback_url"], submitted_by=submitter,
+                  note=opts.get("note"))
     session.add(batch)
     # In bulk: one INSERT of all the jobs, one query for the decisions that can be reused.
     jobs = submission.new_jobs(session, stored, rule, analyzer=opts["analyzer"], batch=batch, tenant_id=tenant,
@@ -99,7 +100,7 @@ def get_batch(batch_id: str):
     return batch_json(batch, queries.batch_counts(context.db(), batch_id), batch.jobs)
 
 
-def _batch_snapshot(batch_id: str) -> live.Snapshot:
+def batch_snapshot(batch_id: str) -> live.Snapshot:
     session = context.db()
     session.rollback()  # a fresh read of what is committed now
     session.expire_all()
@@ -122,5 +123,5 @@ def batch_events(batch_id: str):
     batch = tenant_batch(batch_id)
     batch_id, job_ids = batch.id, [j.id for j in batch.jobs]
     last = live.last_event_id(request.headers.get("Last-Event-ID"))
-    events = live.stream(context.settings().redis_url, job_ids, lambda: _batch_snapshot(batch_id), last)
+    events = live.stream(context.settings().redis_url, job_ids, lambda: batch_snapshot(batch_id), last)
     return event_stream(events)

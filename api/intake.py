@@ -41,7 +41,24 @@ def options() -> dict:
         "callback_url": check_callback_url(source.get("callback_url")),
         # The decision cache is on unless the request opts out (cache=false).
         "cache": str(source.get("cache", "true")).lower() not in ("false", "0", "no", "off"),
+        "note": _note(source.get("note")),
     }
+
+
+NOTE_MAX_CHARS = 2000
+
+
+def _note(value) -> str | None:
+    """The submitter's free-text note on a batch (what the claim is for), kept with it."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise bad_request("'note' must be text.", "invalid_note")
+    note = "".join(ch for ch in value if ch.isprintable() or ch in "\n\t").strip()
+    if len(note) > NOTE_MAX_CHARS:
+        raise DocketError(f"The note is longer than {NOTE_MAX_CHARS} characters.", code="note_too_long", status=422,
+                          title="Note too long")
+    return note or None
 
 
 def single_document(max_bytes: int) -> Submitted:

@@ -106,7 +106,7 @@ def _wait_for(job_id: str) -> tuple[dict, dict] | None:
     return job_json(_fresh_job(job_id), history=True), {"Preference-Applied": f"wait={seconds}"}
 
 
-def _job_snapshot(job_id: str) -> live.Snapshot:
+def job_snapshot(job_id: str) -> live.Snapshot:
     """The job JSON plus `stage` (a running attempt's progress, else null), and its sequence."""
     job = _fresh_job(job_id)
     data, status, attempts = job_json(job, history=True), job.status, job.attempts
@@ -122,7 +122,7 @@ def job_events(job_id: str):
     """Server-Sent Events: the job's status changes (`status`), then `done`; ids for Last-Event-ID."""
     job_id = tenant_job(job_id).id
     last = live.last_event_id(request.headers.get("Last-Event-ID"))
-    events = live.stream(context.settings().redis_url, [job_id], lambda: _job_snapshot(job_id), last)
+    events = live.stream(context.settings().redis_url, [job_id], lambda: job_snapshot(job_id), last)
     return event_stream(events)
 
 

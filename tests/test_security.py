@@ -187,3 +187,16 @@ def test_submissions_record_their_key_and_list_with_submitted_by_me(settings, re
     assert len(client.get("/v1/jobs", headers=bob).get_json()["jobs"]) == 4
     wrong = client.get("/v1/jobs?submitted_by=someone", headers=alice)
     assert wrong.status_code == 400 and wrong.mimetype == "application/problem+json"
+
+
+def test_a_batch_keeps_its_note(settings, redis_url):
+    client = make_app(settings, redis_url).test_client()
+    headers = key(settings, "submitter", "note")
+    created = client.post("/v1/batches", data={"files": [(io.BytesIO(PNG), "a.png")], "rule": "expense_policy",
+                                               "note": "  Penang trip · 槟城出差\x00 "},
+                          content_type="multipart/form-data", headers=headers).get_json()
+    batch = client.get(f"/v1/batches/{created['id']}", headers=headers).get_json()
+    assert batch["note"] == "Penang trip · 槟城出差" and batch["submitted_by"]
+    long = client.post("/v1/batches", data={"files": [(io.BytesIO(PNG), "a.png")], "rule": "expense_policy",
+                                            "note": "x" * 2001}, content_type="multipart/form-data", headers=headers)
+    assert long.status_code == 422 and long.get_json()["code"] == "note_too_long"

@@ -13,8 +13,8 @@ from typing import Iterator
 from flask import request
 
 from api import context
-from api.batches import _batch_snapshot
-from api.jobs import _job_snapshot
+from api.batches import batch_snapshot
+from api.jobs import job_snapshot
 from docket import live
 
 
@@ -40,8 +40,8 @@ def _open(job_ids: list[str], snapshot) -> Iterator[str]:
 
 
 def job_events(job_id: str) -> Iterator[str]:
-    return _open([job_id], lambda: _job_snapshot(job_id))
+    return _open([job_id], lambda: job_snapshot(job_id))
 
 
 def batch_events(batch_id: str, job_ids: list[str]) -> Iterator[str]:
-    return _open(job_ids, lambda: _batch_snapshot(batch_id))
+    return _open(job_ids, lambda: batch_snapshot(batch_id))

@@ -1,17 +1,14 @@
 """The Upload page: the files of one form as one batch, accepted exactly as POST /v1/batches
-accepts them (api.batches.accept_batch), plus the note the submitter wrote beside them."""
+accepts them (api.batches.accept_batch), the submitter's note included."""
 from __future__ import annotations
 
-from flask import request, url_for
+from flask import url_for
 
 from api import context, intake
 from api.auth import Principal
 from api.batches import accept_batch
-from db.models import Batch
 from docket.documents import SUPPORTED
-from docket.errors import DocketError
 
-NOTE_MAX_CHARS = 2000
 # The picker's hint (the server decides from the bytes): types browsers may not name get extensions.
 ACCEPT = ",".join([*SUPPORTED, ".pdf", ".ofd", ".xml"])
 
@@ -25,20 +22,11 @@ def page_limits() -> dict:
 def accept(who: Principal) -> tuple[dict, int]:
     """The 202 body of the batch (with `rejected`, each unusable file's problem) plus the links
     the page follows; raises DocketError (422 with `rejected` when no file could be accepted)."""
-    note = (request.form.get("note") or "").strip()
-    if len(note) > NOTE_MAX_CHARS:
-        raise DocketError(f"The note is longer than {NOTE_MAX_CHARS} characters.", code="note_too_long", status=422,
-                          title="Note too long")
-    body, status, _ = accept_batch(intake.many_documents(), intake.options(), who)
-    if note:
-        # accept_batch commits (and publishes) on its own; the note follows in a small update
-        # of its own. Failing here leaves a complete batch without its note, never half a batch.
-        session = context.db()
-        session.get(Batch, body["id"]).note = note
-        session.commit()
+    opts = intake.options()  # the note with them: stored with the batch, in its transaction
+    body, status, _ = accept_batch(intake.many_documents(), opts, who)
     links = {"batch": url_for("dashboard.batch_page", batch_id=body["id"]),
              "events": url_for("dashboard.batch_events", batch_id=body["id"])}
-    return {**body, "note": note or None, "links": links}, status
+    return {**body, "note": opts["note"], "links": links}, status
 
 
 def refused_summary(rejected: list[dict]) -> str:
