@@ -17,12 +17,9 @@ from __future__ import annotations
 
 import argparse
 import io
-import json
-import os
 import queue
 import selectors
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -38,7 +35,9 @@ sys.path.insert(0, str(ROOT))
 import requests  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from bench.pipeline import BIN, pct, stop, wait_http  # noqa: E402
+from bench.pipeline import pct, stop, wait_http  # noqa: E402
+from bench.stack import BIN, bench_env  # noqa: E402
+from tests.sse import read_events  # noqa: E402
 from tests import services  # noqa: E402
 
 STREAMS, WAITS, TARGET_MS = 200, 20, 250
@@ -48,20 +47,6 @@ def png(i: int, salt: int) -> bytes:
     buf = io.BytesIO()
     Image.new("RGB", (64, 64), (i % 256, (i // 256) % 256, salt)).save(buf, "PNG")
     return buf.getvalue()
-
-
-def read_events_iter(resp: requests.Response):
-    """Events ({"id", "event", "data"}) of a text/event-stream body as they arrive."""
-    current = {}
-    for line in resp.iter_lines(decode_unicode=True):
-        if line == "":
-            if "event" in current:
-                yield current
-            current = {}
-        elif not line.startswith(":"):
-            field, _, value = line.partition(":")
-            value = value[1:] if value.startswith(" ") else value
-            current[field] = json.loads(value) if field == "data" else value
 
 
 class Parked:
@@ -169,7 +154,7 @@ class Watchers:
                         self.refused += 1
                         continue
                     first = None
-                    for event in read_events_iter(resp):
+                    for event in read_events(resp):
                         first = first or event
                         if event["event"] == "done":
                             arrived = time.time()
@@ -266,21 +251,8 @@ def main() -> None:
     parser.add_argument("--api", choices=("gunicorn", "old", "dev"), default="gunicorn")
     parser.add_argument("--submit-timeout", type=float, default=30.0)
     args = parser.parse_args()
-    throwaway = services.Throwaway()
-    try:
-        pg_url, drop = services.fresh_database(services.postgres(throwaway))
-        redis_url = services.claim_redis_db(services.redis_server(throwaway))
-        env = {k: v for k, v in os.environ.items() if not k.startswith("DOCKET_")}
-        env.update(DOCKET_DATABASE_URL=pg_url, DOCKET_REDIS_URL=redis_url, DOCKET_DATA_DIR=tempfile.mkdtemp(),
-                   DOCKET_EXTRA_ANALYZERS="bench.instruments", DOCKET_LOG_LEVEL="WARNING",
-                   DOCKET_RATE_LIMIT="1000000/minute", DOCKET_SUBMIT_RATE_LIMIT="1000000/minute",
-                   PYTHONPATH=str(ROOT))
-        subprocess.run([str(BIN / "docket"), "migrate"], env=env, check=True, capture_output=True)
+    with bench_env() as env:
         out = run(env, args.n, args.clients, args.api, args.submit_timeout)
-        drop()
-        services.release_redis_db(redis_url)
-    finally:
-        throwaway.close()
     print(f"API: {args.api}, jobs per phase: {args.n}, submitting clients: {args.clients}, a stream per job")
     opened, refused, rewaits = out["parked_after"]
     for phase in ("without", "with"):

@@ -5,10 +5,8 @@ Screenshots of every page land in test-artifacts/dashboard/ (look at them)."""
 from __future__ import annotations
 
 import re
-import shutil
 import time
 from datetime import date, timedelta
-from pathlib import Path
 
 import pytest
 import requests
@@ -16,10 +14,7 @@ import requests
 from tests.conftest import ROOT, SAMPLES, Server, base_env
 from tests.documents import encode, receipt_image
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARTIFACTS = ROOT / "test-artifacts" / "dashboard"
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"]
 
 
 def last_weekday(before: date, weekday: int) -> date:
@@ -70,28 +65,6 @@ def _load(srv: Server) -> None:
     srv.reviewer_key = srv.create_key("reviewer", srv.tenant)
     srv.submitter_key = srv.create_key("submitter", srv.tenant)
     srv.other_tenant_key = srv.create_key("reviewer", srv.tenant + "-other")
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"Chromium is missing ({CHROMIUM}): install Debian's `chromium` package "
-                    "(scripts/test.sh does it when run as root).")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
-        yield browser
-        browser.close()
-
-
-@pytest.fixture
-def page(browser):
-    context = browser.new_context(viewport={"width": 1366, "height": 850}, locale="zh-CN")
-    page = context.new_page()
-    page.set_default_timeout(15_000)
-    yield page
-    context.close()
 
 
 def shoot(page, name: str) -> None:

@@ -10,7 +10,6 @@ watching (jobs stay queued till then), so the reconnects happen before any decis
 Screenshots land in test-artifacts/dashboard/."""
 from __future__ import annotations
 
-import json
 import os
 import re
 import signal
@@ -24,8 +23,9 @@ import requests
 
 from samples.make_samples import pdf_with_text
 from tests.conftest import DOCKET, ROOT, Server, base_env
+from tests.sse import read_events
 from tests.documents import encode, receipt_image
-from tests.test_dashboard import ARTIFACTS, browser, page  # noqa: F401 - the same Chromium fixtures
+from tests.test_dashboard import ARTIFACTS
 
 LIMIT = 300_000  # DOCKET_MAX_UPLOAD_BYTES here: the page must refuse a bigger file before sending it
 
@@ -88,18 +88,9 @@ def signed_in_http(stack, key: str) -> requests.Session:
     return http
 
 
-def read_events(resp: requests.Response) -> list[tuple[str, str, dict]]:
-    """(event, id, data) of a text/event-stream body, comments and `retry` skipped."""
-    events, current = [], {}
-    for line in resp.iter_lines(decode_unicode=True):
-        if line == "":
-            if "event" in current:
-                events.append((current["event"], current.get("id"), json.loads(current["data"])))
-            current = {}
-        elif not line.startswith(":"):
-            name, _, value = line.partition(":")
-            current[name] = value[1:] if value.startswith(" ") else value
-    return events
+def events_of(resp: requests.Response) -> list[tuple[str, str, dict]]:
+    """(event, id, data) of each event of a stream, to the end."""
+    return [(e["event"], e.get("id"), e["data"]) for e in read_events(resp)]
 
 
 def api_batch(stack, key: str, names: list[str]) -> dict:
@@ -277,16 +268,16 @@ def test_stream_resumes_after_a_dropped_connection(page, stack):
     # The same over plain HTTP: Last-Event-ID decides what is sent again.
     http = signed_in_http(stack, stack.submitter_key)
     url = f"{stack.url}/dashboard/batches/{batch['id']}/events"
-    fresh = read_events(http.get(url, stream=True, timeout=30, headers={"Accept": "text/event-stream"}))
+    fresh = events_of(http.get(url, stream=True, timeout=30, headers={"Accept": "text/event-stream"}))
     assert [e[0] for e in fresh] == ["status", "done"] and fresh[0][2]["done"] is True
     last = fresh[0][1]
     assert int(last) == ids[-1]
-    resumed = read_events(http.get(url, stream=True, timeout=30, headers={"Last-Event-ID": last}))
+    resumed = events_of(http.get(url, stream=True, timeout=30, headers={"Last-Event-ID": last}))
     assert [(e[0], e[1]) for e in resumed] == [("done", last)]  # nothing new: no status again
-    older = read_events(http.get(url, stream=True, timeout=30, headers={"Last-Event-ID": str(ids[0])}))
+    older = events_of(http.get(url, stream=True, timeout=30, headers={"Last-Event-ID": str(ids[0])}))
     assert [(e[0], e[1]) for e in older] == [("status", last), ("done", last)]
     job_url = f"{stack.url}/dashboard/jobs/{batch['job_ids'][0]}/events"
-    job_events = read_events(http.get(job_url, stream=True, timeout=30))
+    job_events = events_of(http.get(job_url, stream=True, timeout=30))
     assert [e[0] for e in job_events] == ["status", "done"] and job_events[0][2]["status"] == "succeeded"
     assert requests.get(url, timeout=10, headers={"Accept": "text/event-stream"}).status_code == 401
     other = signed_in_http(stack, stack.other_submitter_key)

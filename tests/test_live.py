@@ -12,6 +12,7 @@ import pytest
 import requests
 
 from tests.conftest import SAMPLES, Server, base_env
+from tests.sse import read_events
 
 
 @pytest.fixture(scope="module")
@@ -64,23 +65,6 @@ def submit(srv: Server, headers: dict | None = None, name: str = "receipt-en.png
                          data={"rule": "expense_policy", "cache": "false"}, headers=headers or {}, timeout=90)
 
 
-def read_events(resp: requests.Response) -> list[dict]:
-    """Parse a text/event-stream body into events ({"id", "event", "data"}); comments skipped."""
-    events, current = [], {}
-    for line in resp.iter_lines(decode_unicode=True):
-        if line == "":
-            if "event" in current:
-                events.append(current)
-            current = {}
-        elif line.startswith(":"):
-            continue
-        else:
-            field, _, value = line.partition(":")
-            value = value[1:] if value.startswith(" ") else value
-            current[field] = json.loads(value) if field == "data" else value
-    return events
-
-
 def test_prefer_wait_answers_with_the_decision(live_server):
     started = time.monotonic()
     resp = submit(live_server, {"Prefer": "wait=60"})
@@ -120,7 +104,7 @@ def test_job_events_stream_to_done_and_resume(live_server):
     url = f"{live_server.url}/v1/jobs/{job['id']}/events"
     with live_server.http.get(url, stream=True, timeout=90) as resp:
         assert resp.status_code == 200 and resp.headers["Content-Type"].startswith("text/event-stream")
-        events = read_events(resp)
+        events = list(read_events(resp))
     assert [e["event"] for e in events][-2:] == ["status", "done"]
     statuses = [e["data"]["status"] for e in events if e["event"] == "status"]
     assert statuses[-1] in ("succeeded", "failed") and statuses[0] in ("queued", "running", "succeeded", "failed")
@@ -131,7 +115,7 @@ def test_job_events_stream_to_done_and_resume(live_server):
 
     # Reconnect after the first event: the current (newer) state, then done.
     with live_server.http.get(url, stream=True, timeout=30, headers={"Last-Event-ID": str(ids[0] - 1)}) as resp:
-        again = read_events(resp)
+        again = list(read_events(resp))
     assert [e["event"] for e in again] == ["status", "done"] and again[0]["id"] == events[-1]["id"]
     # Reconnect having seen everything: only `done`, nothing repeated.
     with live_server.http.get(url, stream=True, timeout=30, headers={"Last-Event-ID": events[-1]["id"]}) as resp:
@@ -146,7 +130,7 @@ def test_batch_events_carry_counts_until_done(live_server):
     batch = resp.json()
     with live_server.http.get(f"{live_server.url}/v1/batches/{batch['id']}/events", stream=True, timeout=120) as r:
         assert r.headers["Content-Type"].startswith("text/event-stream")
-        events = read_events(r)
+        events = list(read_events(r))
     assert events[-1]["event"] == "done" and events[-1]["data"]["done"] is True
     assert events[-1]["data"]["total"] == 2 and sum(events[-1]["data"]["counts"].values()) == 2
     ids = [int(e["id"]) for e in events[:-1]]
@@ -273,7 +257,7 @@ class EventReader:
 
     def _read(self):
         try:
-            for event in read_events_iter(self.resp):
+            for event in read_events(self.resp):
                 self.events.put(event)
         except (requests.RequestException, AttributeError, ValueError):
             pass  # closed by the test while reading (urllib3 then reads from a closed socket)
@@ -287,19 +271,6 @@ class EventReader:
 
     def close(self):
         self.resp.close()
-
-
-def read_events_iter(resp: requests.Response):
-    current = {}
-    for line in resp.iter_lines(decode_unicode=True):
-        if line == "":
-            if "event" in current:
-                yield current
-            current = {}
-        elif not line.startswith(":"):
-            field, _, value = line.partition(":")
-            value = value[1:] if value.startswith(" ") else value
-            current[field] = json.loads(value) if field == "data" else value
 
 
 def test_stage_events_between_running_and_the_decision(held_server, postgres_url, quiet_redis, monkeypatch):

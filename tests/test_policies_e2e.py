@@ -16,7 +16,7 @@ from db.session import session_scope
 from docket.tenants import create_key
 from tests.conftest import ROOT, Server, base_env
 from tests.documents import encode, receipt_image
-from tests.test_dashboard import browser, page, shoot, sign_in  # noqa: F401 (fixtures)
+from tests.test_dashboard import shoot, sign_in
 from tests.test_webhooks_delivery import Receiver
 from tests.test_worker_faults import wait_for
 
