@@ -182,11 +182,46 @@ def worker(queues: str, concurrency: int | None, beat: bool, pool: str | None, m
             "--loglevel", os.environ.get("DOCKET_LOG_LEVEL", "INFO"), "--without-gossip", "--without-mingle"]
     if beat:
         argv.append("--beat")
+    from celery.signals import worker_shutdown, worker_shutting_down
+
+    # Celery's programmatic entry points drop the worker's exit status (a crashed worker would
+    # exit 0, and a supervisor's on-failure restart would never fire): read it off the worker.
+    asked_to_stop, ended = [], {}
+    worker_shutting_down.connect(lambda **_: asked_to_stop.append(True), weak=False)
+    worker_shutdown.connect(lambda sender=None, **_: ended.update(code=getattr(sender, "exitcode", 0)), weak=False)
     try:
         celery.worker_main(argv)
+        code = ended.get("code") or 0
+        if code and not asked_to_stop:
+            _restart_after_crash(code, server)  # returns only when it may not restart
     finally:
         if server is not None:
             server.stop()
+    sys.exit(code)
+
+
+def _restart_after_crash(code, server) -> None:
+    """Celery gives up on some faults it calls unrecoverable (e.g. kombu failing to close a Redis
+    connection that dropped while messages were unacknowledged) and exits. Nothing is lost — the
+    sweeper and the heartbeats take the jobs back — but nothing runs either until something starts
+    the worker again; without a supervisor that something is this process: it starts itself afresh
+    (same pid, same arguments), a few times at most (docket/processes.may_restart)."""
+    import time
+
+    from docket.processes import may_restart
+
+    log = logging.getLogger(__name__)
+    if not may_restart(os.environ, time.time()):
+        log.error("the Celery worker stopped (exit status %s) too often; not starting it again", code)
+        return
+    log.error("the Celery worker stopped on an unrecoverable error (exit status %s); starting it again", code)
+    if server is not None:  # the embedded Redis: the new process starts its own
+        server.stop()
+        os.environ.pop("DOCKET_REDIS_URL", None)
+    time.sleep(1.0)  # a broker that just went away gets a moment to come back
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(sys.executable, [sys.executable, *sys.argv])
 
 
 def _serve_metrics(settings: Settings, port: int) -> None:

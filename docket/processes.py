@@ -29,3 +29,18 @@ def stop_process(proc: subprocess.Popen, timeout: float = 15.0) -> None:
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
+
+
+RESTARTS_ENV = "DOCKET_WORKER_RESTARTS"
+
+
+def may_restart(environ: dict, now: float, limit: int = 5, window: float = 300.0) -> bool:
+    """Whether a worker that crashed may start itself again, as a supervisor would: at most
+    `limit` times in `window` seconds, so a fault that recurs at once (bad configuration) ends
+    the process instead of looping. Records this restart in `environ` (it survives the exec)."""
+    recent = [float(t) for t in environ.get(RESTARTS_ENV, "").split(",") if t]
+    recent = [t for t in recent if now - t < window]
+    if len(recent) >= limit:
+        return False
+    environ[RESTARTS_ENV] = ",".join(f"{t:.3f}" for t in [*recent, now])
+    return True

@@ -129,3 +129,60 @@ def test_broker_down_at_submit_is_recorded_then_processed(fault_env, throwaway, 
         stop_worker(worker)
     assert done.status == "succeeded" and done.enqueued_at is not None
     assert decisions_for(settings, job_id) == 1
+
+
+CRASH_ONCE = '''
+# Test-only fault injection (tests/test_worker_faults.py): the first Celery worker started with
+# this folder on PYTHONPATH dies of an "unrecoverable error" as soon as its consumer starts.
+import os
+marker = os.environ["DOCKET_TEST_CRASH_MARKER"]
+if not os.path.exists(marker):
+    open(marker, "w").close()
+    from celery.worker.consumer import consumer
+
+    def start(self):
+        raise RuntimeError("injected: the consumer cannot go on")
+
+    consumer.Consumer.start = start
+'''
+
+
+def test_a_worker_that_celery_gives_up_on_starts_itself_again(fault_env, throwaway, monkeypatch, tmp_path):
+    """Celery exits on errors it calls unrecoverable (seen for real: kombu failing to close a Redis
+    connection that dropped mid-job). `docket worker` then starts itself again, same pid, and the
+    job waiting in the queue is decided; a requested stop (SIGTERM) is never taken for a crash."""
+    redis_url = services.start_redis(throwaway)
+    fault_env["DOCKET_REDIS_URL"] = redis_url
+    monkeypatch.setenv("DOCKET_REDIS_URL", redis_url)
+    inject = tmp_path / "inject"
+    inject.mkdir()
+    (inject / "sitecustomize.py").write_text(CRASH_ONCE)
+    marker = tmp_path / "crashed-once"
+    env = {**fault_env, "PYTHONPATH": f"{inject}:{ROOT}", "DOCKET_TEST_CRASH_MARKER": str(marker)}
+    settings = Settings.from_env()
+    upgrade(settings.database_url)
+    job_id = submit(settings, encode(receipt_image(date(2026, 1, 8)), "PNG"))
+    log = tmp_path / "worker.log"
+    with open(log, "wb") as out:
+        worker = subprocess.Popen([DOCKET, "worker", "--concurrency", "1"], env=env, cwd=ROOT,
+                                  start_new_session=True, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        done = wait_for(lambda: (j := job_row(settings, job_id)).status in ("succeeded", "failed") and j, 90,
+                        f"the job to be decided after the restart (see {log})")
+        assert worker.poll() is None  # the same process, running again
+        text = log.read_text(errors="replace")
+        assert marker.exists() and "injected: the consumer cannot go on" in text
+        assert "starting it again" in text
+    finally:
+        stop_worker(worker)
+    assert done.status == "succeeded", (done.error_code, done.error_message)
+    assert worker.returncode == 0  # SIGTERM: a warm shutdown, not restarted
+
+
+def test_a_crashing_worker_restarts_a_few_times_at_most():
+    from docket.processes import may_restart
+
+    environ: dict = {}
+    assert all(may_restart(environ, 1000.0 + i) for i in range(5))
+    assert not may_restart(environ, 1010.0)  # five in five minutes: the fault recurs, give up
+    assert may_restart(environ, 1000.0 + 301)  # the oldest has aged out of the window
