@@ -43,15 +43,9 @@ def _claim(job_id: str, stale_after: int, worker: str | None):
                     error_code=None, error_message=None))
 
 
-def attempt_held_by(session: Session, job_id: str, worker: str) -> int | None:
-    """The attempt number if `worker` holds the running job (a claim whose commit went through
-    although its caller saw the connection fail), else None."""
-    return session.scalar(select(Job.attempts).where(Job.id == job_id, Job.status == "running",
-                                                     Job.worker == worker))
-
-
 def row_held_by(session: Session, job_id: str, worker: str) -> Job | None:
-    """`attempt_held_by`, returning the row."""
+    """The running job's row if `worker` holds it (a claim whose commit went through although
+    its caller saw the connection fail), else None."""
     return session.scalar(select(Job).where(Job.id == job_id, Job.status == "running", Job.worker == worker))
 
 
@@ -61,16 +55,12 @@ def _owned(job_id: str, attempt: int):
     return and_(Job.id == job_id, Job.status == "running", Job.attempts == attempt)
 
 
-def mark_succeeded(session: Session, job_id: str, attempt: int, decision: Decision) -> bool:
-    """Finish the job and add its decision (the caller commits); False when this attempt no
-    longer owns the job: nothing is written. A second decision of the same analysis round (a
-    redelivery) fails at flush with IntegrityError (one per job and origin "analysis:<round>")."""
-    return succeeded_row(session, job_id, attempt, decision) is not None
-
-
 def succeeded_row(session: Session, job_id: str, attempt: int, decision: Decision) -> Job | None:
-    """`mark_succeeded`, returning the finished row as updated (None: not this attempt's), so
-    that what follows in the transaction (the event, metrics) needs no SELECT of the job."""
+    """Finish the job and add its decision (the caller commits); the finished row as updated, so
+    that what follows in the transaction (the event, metrics) needs no SELECT of the job, or None
+    when this attempt no longer owns the job: nothing is written. A second decision of the same
+    analysis round (a redelivery) fails at flush with IntegrityError (one per job and origin
+    "analysis:<round>")."""
     now = utcnow()
     job = session.scalars(update(Job).where(_owned(job_id, attempt))
                           .values(status="succeeded", finished_at=now,

@@ -20,3 +20,17 @@ class Extraction:
     confidence: dict[str, float] = field(default_factory=dict)
     evidence: dict[str, list[tuple[float, float, float, float, int]]] = field(default_factory=dict)
     sources: dict[str, str] = field(default_factory=dict)
+
+    def put(self, name: str, value: Any, confidence: float, evidence: list, *, max_len: int = 200,
+            source: str | None = None) -> None:
+        """Record a field read from the page: text cut to `max_len` and stripped (nothing is
+        recorded when none is left), the confidence clamped to 0..1."""
+        if isinstance(value, str):
+            value = value[:max_len].strip()
+            if not value:
+                return
+        self.fields[name] = value
+        self.confidence[name] = max(0.0, min(1.0, round(float(confidence), 3)))
+        self.evidence[name] = evidence
+        if source is not None:
+            self.sources[name] = source

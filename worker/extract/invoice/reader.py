@@ -36,14 +36,7 @@ def extract_invoice(lines: Any, default_currency: str | None = None, *, source: 
     doc = _Doc(ls)
 
     def put(name: str, value, used: Sequence[_IL], conf: float) -> None:
-        if isinstance(value, str):
-            value = value[: _MAX_LEN.get(name, 200)].strip()
-            if not value:
-                return
-        ex.fields[name] = value
-        ex.confidence[name] = max(0.0, min(1.0, round(float(conf), 3)))
-        ex.evidence[name] = _ev(used)
-        ex.sources[name] = source
+        ex.put(name, value, conf, _ev(used), max_len=_MAX_LEN.get(name, 200), source=source)
 
     blocks = _party_blocks(doc)
     number = _invoice_number(doc)

@@ -47,19 +47,11 @@ def extract_receipt(lines: list, default_currency: str | None = None) -> Extract
         box = tuple(float(v) for v in getattr(raw, "box", (0, 0, 0, 0)))
         ls.append(_L(i, text, text.upper(), box, float(getattr(raw, "score", 1.0) or 0.0)))
     ex = Extraction()
-    if not ls:
-        if default_currency:
-            pass  # nothing was read: do not claim a currency for an empty document
+    if not ls:  # nothing was read: not even the default currency is claimed for it
         return ex
 
     def put(name: str, value, used: list[_L], conf: float) -> None:
-        if isinstance(value, str):
-            value = value[: _MAX_LEN.get(name, 200)].strip()
-            if not value:
-                return
-        ex.fields[name] = value
-        ex.confidence[name] = max(0.0, min(1.0, round(float(conf), 3)))
-        ex.evidence[name] = _evidence(used)
+        ex.put(name, value, conf, _evidence(used), max_len=_MAX_LEN.get(name, 200))
 
     rows = _rows(ls)
     merchant = _merchant(rows, ls)
