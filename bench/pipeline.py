@@ -92,6 +92,21 @@ def cpu_seconds(proc: subprocess.Popen) -> float:
     return total / CLOCK_TICKS
 
 
+def services_cpu_seconds() -> float:
+    """User + system CPU so far of every Postgres and Redis server process on the machine: the
+    database and broker work the jobs cause, which shares the same cores."""
+    total = 0
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                comm, rest = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)
+            except OSError:
+                continue
+            if comm.split("(", 1)[1] in ("postgres", "redis-server", "valkey-server"):
+                total += sum(int(v) for v in rest.split()[11:13])
+    return total / CLOCK_TICKS
+
+
 def memory_kb(proc: subprocess.Popen) -> tuple[int, int]:
     """(resident, peak resident) KiB of the process tree, summed over its processes."""
     rss = peak = 0
@@ -189,7 +204,7 @@ def run_pipeline(env: dict, n: int, concurrency: int, clients: int, api_server: 
         first = post(documents[-1])  # warm-up: imports, connections
         while local.session.get(f"{url}/v1/jobs/{first}", timeout=5).json()["status"] != "succeeded":
             time.sleep(0.05)
-        cpu_before = cpu_seconds(api), cpu_seconds(worker)
+        cpu_before = cpu_seconds(api), cpu_seconds(worker), services_cpu_seconds(), time.process_time()
         with ThreadPoolExecutor(clients) as pool:
             ids = list(pool.map(post, documents[:n]))
         engine = create_engine(env["DOCKET_DATABASE_URL"])
@@ -197,11 +212,13 @@ def run_pipeline(env: dict, n: int, concurrency: int, clients: int, api_server: 
         with engine.connect() as conn:
             while conn.execute(query, {"w": first}).scalar() < n:
                 time.sleep(0.05)
-            cpu_after = cpu_seconds(api), cpu_seconds(worker)
+            cpu_after = cpu_seconds(api), cpu_seconds(worker), services_cpu_seconds(), time.process_time()
             rows = conn.execute(text("SELECT created_at, finished_at, status FROM jobs WHERE id != :w"),
                                 {"w": first}).all()
         extra = {"api_cpu_ms": (cpu_after[0] - cpu_before[0]) / n * 1000,
-                 "worker_cpu_ms": (cpu_after[1] - cpu_before[1]) / n * 1000}
+                 "worker_cpu_ms": (cpu_after[1] - cpu_before[1]) / n * 1000,
+                 "services_cpu_ms": (cpu_after[2] - cpu_before[2]) / n * 1000,
+                 "clients_cpu_ms": (cpu_after[3] - cpu_before[3]) / n * 1000}
         if batch_files:
             extra["batch"] = post_batch(url, key, batch_files, api)
             started = time.monotonic()
@@ -244,6 +261,8 @@ def main() -> None:
     print(f"throughput ratio (pipeline / raw celery): {pipe_rate / raw_rate:.2f}   (target >= 0.16, long-term 0.5)")
     print(f"CPU per job      : API {extra['api_cpu_ms']:6.1f} ms   worker {extra['worker_cpu_ms']:6.1f} ms   "
           f"together {extra['api_cpu_ms'] + extra['worker_cpu_ms']:6.1f} ms")
+    print(f"  besides        : Postgres + Redis {extra['services_cpu_ms']:6.1f} ms   "
+          f"the bench's HTTP clients {extra['clients_cpu_ms']:6.1f} ms (same 2 cores)")
     if "batch" in extra:
         b = extra["batch"]
         ok = b["seconds"] <= 10 and b["peak_growth_mb"] <= 100

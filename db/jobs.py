@@ -4,11 +4,12 @@ commits: docket/lifecycle.py does each transition with its event in one transact
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from functools import lru_cache
 
-from sqlalchemy import and_, func, or_, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import and_, bindparam, func, or_, select, update
+from sqlalchemy.orm import Session, aliased
 
-from db.models import Decision, Job, utcnow
+from db.models import Decision, Document, Job, utcnow
 from db.review_queue import queue_values
 
 TERMINAL = ("succeeded", "failed")
@@ -30,6 +31,36 @@ def claim_row(session: Session, job_id: str, stale_after: int, worker: str | Non
     worker reads the job with the claim instead of in a transaction of its own. The caller commits."""
     return session.scalars(_claim(job_id, stale_after, worker).returning(Job),
                            execution_options={"populate_existing": True}).first()
+
+
+def claim_with_document(session: Session, job_id: str, stale_after: int,
+                        worker: str | None = None) -> tuple[Job, Document] | None:
+    """`claim_row` and the job's document. On Postgres one statement (the claim's UPDATE in a
+    WITH, joined to the document); SQLite has no UPDATE inside WITH, so there it is two. The
+    caller commits."""
+    if session.get_bind().dialect.name != "postgresql":
+        job = claim_row(session, job_id, stale_after, worker)
+        return (job, session.get(Document, job.document_sha256)) if job is not None else None
+    now = utcnow()
+    row = session.execute(_claim_with_document(), {"job_id": job_id, "now": now, "worker": worker,
+                                                   "stale_before": now - timedelta(seconds=stale_after)},
+                          execution_options={"populate_existing": True}).first()
+    return (row[0], row[1]) if row is not None else None
+
+
+@lru_cache(maxsize=1)
+def _claim_with_document():
+    # Built once with bound parameters: building the statement cost as much CPU as running it.
+    claimed = (update(Job)
+               .where(Job.id == bindparam("job_id"),
+                      or_(Job.status == "queued",
+                          and_(Job.status == "running", Job.worker.is_(None),
+                               Job.started_at < bindparam("stale_before"))))
+               .values(status="running", attempts=Job.attempts + 1, started_at=bindparam("now"),
+                       worker=bindparam("worker"), error_code=None, error_message=None)
+               .returning(*Job.__table__.c).cte("claimed"))
+    job = aliased(Job, claimed)
+    return select(job, Document).join(Document, Document.sha256 == job.document_sha256)
 
 
 def _claim(job_id: str, stale_after: int, worker: str | None):
@@ -62,16 +93,26 @@ def succeeded_row(session: Session, job_id: str, attempt: int, decision: Decisio
     analysis round (a redelivery) fails at flush with IntegrityError (one per job and origin
     "analysis:<round>")."""
     now = utcnow()
-    job = session.scalars(update(Job).where(_owned(job_id, attempt))
-                          .values(status="succeeded", finished_at=now,
-                                  **queue_values(decision.decision, decision.fields, now))
-                          .returning(Job), execution_options={"populate_existing": True}).first()
+    job = session.scalars(_succeeded(), {"job_id": job_id, "attempt": attempt, "finished_at": now,
+                                         **{f"set_{name}": value for name, value
+                                            in queue_values(decision.decision, decision.fields, now).items()}},
+                          execution_options={"populate_existing": True}).first()
     if job is None:
         return None
     decision.tenant_id, decision.origin = job.tenant_id, f"analysis:{job.analysis_round}"
     session.add(decision)
     session.flush()
     return job
+
+
+@lru_cache(maxsize=1)
+def _succeeded():
+    # Built once with bound parameters (the queue columns' names are queue_values' keys).
+    columns = queue_values("approve", {}, utcnow())
+    return (update(Job).where(_owned(bindparam("job_id"), bindparam("attempt")))
+            .values(status="succeeded", finished_at=bindparam("finished_at"),
+                    **{name: bindparam(f"set_{name}") for name in columns})
+            .returning(Job))
 
 
 def mark_failed(session: Session, job_id: str, code: str, message: str, attempt: int | None = None) -> bool:

@@ -26,17 +26,17 @@ def claim(session: Session, job_id: str, stale_after: int, worker: str | None = 
 
 
 def claim_with_document(session: Session, job_id: str, stale_after: int,
-                        worker: str | None = None) -> tuple[Job, Document] | None:
+                        worker: str | None = None, stage: str | None = None) -> tuple[Job, Document] | None:
     """`claim`, returning the claimed job (`attempts`: this attempt's number) and its document,
     both read in the claim's own transaction: one round of the database per claim instead of
-    a claim and then a read. None when another worker holds the job or it is finished."""
-    job = stored.claim_row(session, job_id, stale_after, worker)
-    document = session.get(Document, job.document_sha256) if job is not None else None
+    a claim and then a read. None when another worker holds the job or it is finished.
+    `stage`: the stage the attempt starts in, told with the claim (docket/live.py)."""
+    claimed = stored.claim_with_document(session, job_id, stale_after, worker)
     session.commit()
-    if job is None:
+    if claimed is None:
         return None
-    live.job_changed(job_id, "running")
-    return job, document
+    live.job_changed(job_id, "running", stage=(stage, claimed[0].attempts) if stage else None)
+    return claimed
 
 
 def succeed(session: Session, job_id: str, attempt: int, decision: Decision,

@@ -51,14 +51,29 @@ def channel(job_id: str) -> str:
     return PREFIX + job_id
 
 
-def job_changed(job_id: str, status: str, redis_url: str | None = None) -> None:
+def job_changed(job_id: str, status: str, redis_url: str | None = None, *,
+                stage: tuple[str, int] | None = None) -> None:
     """Tell subscribers that the job's row changed (call after the commit). Best effort: the
-    change is committed already, and waiters re-read the database anyway."""
+    change is committed already, and waiters re-read the database anyway. `stage`: (stage,
+    attempt) the job enters with the change (a claim goes straight to `reading`), recorded and
+    nudged in the same round trip as `stage_changed` would."""
     url = redis_url or os.environ.get("DOCKET_REDIS_URL")
     if not url:
         return
     try:
-        broker.client(url).publish(channel(job_id), status)
+        if stage is None:
+            broker.client(url).publish(channel(job_id), status)
+            return
+        name, attempt = stage
+        if name not in STAGES:
+            raise ValueError(f"unknown stage {name!r}")
+        pipe = broker.client(url).pipeline(transaction=False)
+        pipe.publish(channel(job_id), status)
+        pipe.set(STAGE_PREFIX + job_id, f"{attempt}:{name}", ex=STAGE_TTL_S)
+        pipe.publish(channel(job_id), name)
+        pipe.execute()
+    except ValueError:
+        raise
     except Exception as exc:  # noqa: BLE001 - never fail a committed transition over a nudge
         log.debug("live event for job %s not published: %s", job_id, exc)
 

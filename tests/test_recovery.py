@@ -20,7 +20,7 @@ from sqlalchemy import func, select, update
 from api import create_app
 from db.migrate import upgrade
 from db.models import Decision, Job, WebhookAttempt, WebhookDelivery, utcnow
-from db.session import session_scope
+from db.session import get_engine, session_scope
 from docket import broker, lifecycle, liveness, recovery
 from docket.config import Settings
 from docket.queues import ANALYZE_TASK, CPU_QUEUE, DELIVER_WEBHOOK_TASK, create_celery
@@ -122,11 +122,21 @@ def test_broker_epoch_changes_on_flush_and_restart(private_redis):
     assert liveness.broker_epoch(r).changed  # the run id changed and the marker is gone
 
 
-def test_sweeper_reclaims_dead_workers_jobs_and_republishes_lost_messages(tmp_path, postgres_url, private_redis,
+@pytest.fixture
+def own_database(postgres_admin_url):
+    """A database of this test's own: the sweeper acts on every queued job it finds, so jobs that
+    earlier tests left queued in the shared one would be republished too."""
+    url, drop = services.fresh_database(postgres_admin_url)
+    yield url
+    get_engine(url).dispose()
+    drop()
+
+
+def test_sweeper_reclaims_dead_workers_jobs_and_republishes_lost_messages(tmp_path, own_database, private_redis,
                                                                          monkeypatch):
     from worker.heartbeat import Heartbeat
 
-    env_for(tmp_path, postgres_url, private_redis.url, monkeypatch, DOCKET_SWEEP_INTERVAL="1")
+    env_for(tmp_path, own_database, private_redis.url, monkeypatch, DOCKET_SWEEP_INTERVAL="1")
     settings = Settings.from_env()
     upgrade(settings.database_url)
     api = Api(settings)

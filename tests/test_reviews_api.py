@@ -50,7 +50,7 @@ def analyze(settings, monkeypatch, job_id: str) -> None:
     monkeypatch.setattr(tasks, "settings", settings)
     with session_scope(settings.database_url) as s:
         job, document = job_state.claim_with_document(s, job_id, 600)
-        assert job_state.succeed(s, job_id, job.attempts, tasks._analyze(job, document), document)
+        assert tasks._check(s, job, document, tasks._read(job, document), job.attempts)
 
 
 def decide(settings, job_id: str, decision: str, fields: dict, text: str = "") -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass
 
 from celery.exceptions import Reject, SoftTimeLimitExceeded
 from sqlalchemy import update
@@ -15,12 +16,13 @@ from db.session import session_scope
 from docket.config import Settings
 from docket.errors import DocumentError
 from docket.queues import ANALYZE_TASK, SWEEP_TASK
-from docket.rules import evaluate, load_rules, default_rules_dir
+from docket.rules import Rule, evaluate, load_rules, default_rules_dir
 from docket import duplicates as duplicate_scan
 from worker import heartbeat
 from worker.analyzers import get_analyzer
+from worker.analyzers.base import Analysis
 from worker.celery_app import celery
-from docket.pages import prepare
+from docket.pages import PreparedDocument, prepare
 from docket import storage
 
 log = logging.getLogger(__name__)
@@ -65,10 +67,12 @@ def _attempt(task, job_id: str, worker: str) -> str:
         with session_scope(url) as session:
             if tried:  # the connection failed last time, perhaps after the claim had committed
                 held = job_state.row_held_by(session, job_id, worker)
-                if held is not None:
+                if held is not None:  # its events may not have gone out: tell them now
+                    live.job_changed(job_id, "running", stage=("reading", held.attempts))
                     return held, session.get(Document, held.document_sha256)
             tried.append(True)
-            return lifecycle.claim_with_document(session, job_id, settings.stale_after, worker)
+            # The attempt starts reading at once: "running" and "reading" go out together.
+            return lifecycle.claim_with_document(session, job_id, settings.stale_after, worker, stage="reading")
 
     try:
         claimed = database.wait_for(claim, _claim_wait(), f"the claim of job {job_id}")
@@ -86,8 +90,12 @@ def _attempt(task, job_id: str, worker: str) -> str:
             s, job_id, "worker_lost", f"gave up after {attempt - 1} attempts that ended without a result "
             "(worker killed, out of memory or time limit)", attempt))
     try:
-        decision = database.wait_for(lambda: _analyze(job, document), settings.database_wait,
-                                     f"the analysis of job {job_id}")
+        reading = database.wait_for(lambda: _read(job, document), settings.database_wait,
+                                    f"the analysis of job {job_id}")
+        live.stage_changed(job_id, "checking", attempt)
+        # Earlier submissions are looked up, the policy decides and the outcome is recorded in
+        # one transaction: a database that drops out meanwhile costs a re-check, not a re-read.
+        return _record(job_id, "succeeded", lambda s: _check(s, job, document, reading, attempt))
     except DocumentError as exc:
         code, detail = exc.code, exc.detail
         return _record(job_id, "failed", lambda s: lifecycle.fail(s, job_id, code, detail, attempt))
@@ -107,7 +115,6 @@ def _attempt(task, job_id: str, worker: str) -> str:
         log.exception("job %s failed", job_id)
         message = f"{type(exc).__name__}: {exc}"
         return _record(job_id, "failed", lambda s: lifecycle.fail(s, job_id, "analysis_error", message, attempt))
-    return _record(job_id, "succeeded", lambda s: lifecycle.succeed(s, job_id, attempt, decision, document))
 
 
 def _claim_wait() -> float:
@@ -142,51 +149,63 @@ def _backoff(retries: int) -> int:
     return min(60, 2 ** retries)
 
 
-def _analyze(job: Job, document: Document) -> Decision:
-    job_id, rule_name, analyzer_name, filename = job.id, job.rule_name, job.analyzer, job.filename
-    mime, storage_path, pages = document.mime_type, document.storage_path, document.page_count
+@dataclass
+class Reading:
+    """What the reading stage produced: the policy version, the pages and the analysis."""
+    rule: Rule
+    prepared: PreparedDocument
+    analysis: Analysis
+    timings: dict[str, float]
+
+
+def _read(job: Job, document: Document) -> Reading:
+    """The pages and the analyzer's reading of them (the `reading` stage, told with the claim);
+    no database work but the policy version's lookup (once per process)."""
     rule = _submitted_rule(job)
     if rule is None:
-        raise DocumentError(f"the rule {rule_name!r} no longer exists", code="unknown_rule")
-    live.stage_changed(job_id, "reading", job.attempts)  # progress for live events (Redis only)
+        raise DocumentError(f"the rule {job.rule_name!r} no longer exists", code="unknown_rule")
     timings: dict[str, float] = {}
     started = time.perf_counter()
     try:  # the local folder, or a local copy fetched once from the object store
-        source = storage.local_path(settings, storage_path)
+        source = storage.local_path(settings, document.storage_path)
     except storage.StorageUnavailable as exc:
         raise TransientError(exc.detail) from exc
-    prepared = prepare(source, mime, max_side=settings.max_image_side,
-                       max_pages=settings.ocr_pdf_pages, filename=filename)
+    prepared = prepare(source, document.mime_type, max_side=settings.max_image_side,
+                       max_pages=settings.ocr_pdf_pages, filename=job.filename)
     timings["preprocess_s"] = round(time.perf_counter() - started, 4)
-    analyzer = get_analyzer(analyzer_name)
+    analyzer = get_analyzer(job.analyzer)
     started = time.perf_counter()
     analysis = analyzer.analyze(prepared, rule)
     timings["analyze_s"] = round(time.perf_counter() - started, 4)
     timings.update(analysis.timings)
-    live.stage_changed(job_id, "checking", job.attempts)
-    qr = analysis.extra.get("qr")
-    reads_duplicates, reads_history = duplicate_scan.read_by(rule), invoice_facts.reads_history(rule)
-    if reads_duplicates or reads_history:  # both lookups of earlier jobs in one transaction
-        with session_scope(settings.database_url) as session:
-            duplicates = (_near_duplicates(session, job, document, prepared.pages[0].image)
-                          if reads_duplicates else [])
-            invoice = invoice_facts.facts(session, job, analysis.fields, qr, with_history=reads_history)
-    else:
-        duplicates, invoice = [], invoice_facts.facts(None, None, analysis.fields, qr, with_history=False)
+    return Reading(rule, prepared, analysis, timings)
+
+
+def _check(session, job: Job, document: Document, reading: Reading, attempt: int) -> bool:
+    """Look up earlier submissions where the policy reads them, decide, and record the decision
+    (lifecycle.succeed commits); False when this attempt no longer owns the job."""
+    rule, analysis, filename = reading.rule, reading.analysis, job.filename
+    duplicates = (_near_duplicates(session, job, document, reading.prepared.pages[0].image)
+                  if duplicate_scan.read_by(rule) else [])
+    with_history = invoice_facts.reads_history(rule)
+    invoice = invoice_facts.facts(session if with_history else None, job, analysis.fields,
+                                  analysis.extra.get("qr"), with_history=with_history)
+    timings = dict(reading.timings)
     started = time.perf_counter()
     verdict = evaluate(rule, analysis.fields,
-                       {"text": analysis.text, "pages": pages, "mime_type": mime, "filename": filename or "",
-                        **duplicate_scan.facts(duplicates), **invoice},
+                       {"text": analysis.text, "pages": document.page_count, "mime_type": document.mime_type,
+                        "filename": filename or "", **duplicate_scan.facts(duplicates), **invoice},
                        proposed=analysis.proposed, proposed_reasons=analysis.proposed_reasons)
     timings["rules_s"] = round(time.perf_counter() - started, 4)
     # A model analyzer's raw output, prompt hash and token counts, where the schema keeps them.
     recorded = {"model_output": analysis.extra} if analysis.extra else {}
-    fallback = "model" if analyzer_name == "model" else "ocr"
+    fallback = "model" if job.analyzer == "model" else "ocr"
     sources = {name: analysis.sources.get(name, fallback) for name in analysis.fields}
-    return Decision(job_id=job_id, decision=verdict.decision, fields=analysis.fields, reasons=verdict.reasons,
-                    confidence=analysis.confidence, evidence=analysis.evidence, sources=sources, rule_name=rule.name,
-                    rule_version=rule.version, analyzer=analyzer_name, model=analysis.model,
-                    timings=timings, text=analysis.text, **recorded)
+    decision = Decision(job_id=job.id, decision=verdict.decision, fields=analysis.fields, reasons=verdict.reasons,
+                        confidence=analysis.confidence, evidence=analysis.evidence, sources=sources,
+                        rule_name=rule.name, rule_version=rule.version, analyzer=job.analyzer,
+                        model=analysis.model, timings=timings, text=analysis.text, **recorded)
+    return lifecycle.succeed(session, job.id, attempt, decision, document)
 
 
 _policy_versions: dict[tuple[str, str, str], object] = {}
@@ -212,7 +231,7 @@ def _submitted_rule(job: Job):
 def _near_duplicates(session, job: Job, document: Document, first_page) -> list[str]:
     """Earlier jobs of the same tenant whose first page looks the same (the double claim)."""
     phash = document.phash
-    if phash is None:  # recorded in this transaction (the claim's row stays as read: a retry starts over)
+    if phash is None:  # recorded with the decision (the claim's row stays as read: a retry starts over)
         phash = duplicate_scan.perceptual_hash(first_page)
         session.execute(update(Document).where(Document.sha256 == document.sha256).values(phash=phash))
     return duplicate_scan.earlier_near_duplicates(session, job, phash, settings.duplicate_distance)
