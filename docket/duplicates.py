@@ -7,7 +7,8 @@ from datetime import datetime, timedelta
 import imagehash
 import numpy as np
 from PIL import Image
-from sqlalchemy import select
+from sqlalchemy import cast, func, literal, select
+from sqlalchemy.dialects.postgresql import BIT
 from sqlalchemy.orm import Session
 
 from db.models import Document, Job
@@ -39,16 +40,28 @@ def hamming(target: str, others: list[str]) -> np.ndarray:
 
 def earlier_near_duplicates(session: Session, job: Job, phash: str, max_distance: int, *,
                             window_days: int = 365) -> list[str]:
-    """Ids of this tenant's earlier jobs (within `window_days`) whose first page is within
-    max_distance bits, nearest first."""
+    """Ids of this tenant's earlier jobs (within `window_days`, the newest SCAN_LIMIT of them)
+    whose first page is within max_distance bits, nearest first."""
     since: datetime = job.created_at - timedelta(days=window_days)
-    rows = session.execute(
-        select(Job.id, Document.phash).join(Document, Document.sha256 == Job.document_sha256)
-        .where(Job.tenant_id == job.tenant_id, Job.id != job.id, Job.created_at <= job.created_at,
-               Job.created_at >= since, Document.phash.is_not(None))
-        .order_by(Job.created_at.desc()).limit(SCAN_LIMIT)).all()
+    recent = (select(Job.id, Job.created_at, Document.phash).join(Document, Document.sha256 == Job.document_sha256)
+              .where(Job.tenant_id == job.tenant_id, Job.id != job.id, Job.created_at <= job.created_at,
+                     Job.created_at >= since, Document.phash.is_not(None))
+              .order_by(Job.created_at.desc()).limit(SCAN_LIMIT))
+    if session.get_bind().dialect.name == "postgresql":
+        # The distances are computed where the rows are: only the near ones travel (a busy
+        # tenant's scan is 5,000 rows, which cost the worker more than the rest of the job).
+        recent = recent.subquery()
+        distance = func.bit_count(_bits(recent.c.phash).op("#")(_bits(literal(phash))))
+        return list(session.scalars(select(recent.c.id).where(distance <= max_distance)
+                                    .order_by(distance, recent.c.created_at.desc())))
+    rows = session.execute(recent).all()
     if not rows:
         return []
-    distances = hamming(phash, [other for _, other in rows])
+    distances = hamming(phash, [row.phash for row in rows])
     near = np.flatnonzero(distances <= max_distance)
-    return [rows[i][0] for i in near[np.argsort(distances[near], kind="stable")]]
+    return [rows[i].id for i in near[np.argsort(distances[near], kind="stable")]]
+
+
+def _bits(hex_hash):
+    """A 16-digit hex hash as Postgres bit(64) (x'…' notation), for `#` (xor) and bit_count."""
+    return cast(literal("x").op("||")(hex_hash), BIT(64))

@@ -9,8 +9,9 @@ import pytest
 
 from db.migrate import upgrade
 from db.models import Document, Job, Tenant
-from db.session import session_factory
+from db.session import get_engine, session_factory
 from docket.rules import default_rules_dir, load_rules
+from tests import services
 from tests.documents import receipt_image
 from docket.duplicates import earlier_near_duplicates, hamming, perceptual_hash
 
@@ -33,14 +34,24 @@ def test_rescaled_receipt_is_near_and_another_receipt_is_not():
     assert hamming(original, [other])[0] > 6
 
 
-@pytest.fixture
-def session(tmp_path):
-    url = f"sqlite:///{tmp_path / 'd.db'}"
+@pytest.fixture(params=["sqlite", "postgres"])
+def session(request, tmp_path):
+    """The scan on both databases: Postgres computes the distances itself, SQLite in Python."""
+    drop = None
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'd.db'}"
+    else:
+        url, drop = services.fresh_database(request.getfixturevalue("postgres_admin_url"))
     upgrade(url)
-    with session_factory(url)() as s:
-        s.add_all([Tenant(id="acme", webhook_secret="whsec_x"), Tenant(id="other", webhook_secret="whsec_y")])
-        s.commit()
-        yield s
+    try:
+        with session_factory(url)() as s:
+            s.add_all([Tenant(id="acme", webhook_secret="whsec_x"), Tenant(id="other", webhook_secret="whsec_y")])
+            s.commit()
+            yield s
+    finally:
+        get_engine(url).dispose()
+        if drop:
+            drop()
 
 
 def _job(session, tenant: str, phash: str, created: datetime, n: int) -> Job:
@@ -66,6 +77,17 @@ def test_earlier_near_duplicates_within_tenant_window_nearest_first(session):
     assert earlier_near_duplicates(session, current, f"{base:016x}", 6) == [near.id, far.id]
     assert earlier_near_duplicates(session, current, f"{base:016x}", 2) == [near.id]
     assert later.id not in earlier_near_duplicates(session, current, f"{base:016x}", 64)
+
+
+def test_high_bits_count_and_equal_distances_come_newest_first(session):
+    now = datetime(2026, 11, 20, tzinfo=timezone.utc)
+    base = 0xF0F0_0000_0000_000F  # the top bit set: no sign or width surprises
+    older = _job(session, "acme", f"{base ^ (1 << 63):016x}", now - timedelta(days=2), 1)  # 1 bit, the top one
+    newer = _job(session, "acme", f"{base ^ 1:016x}", now - timedelta(days=1), 2)          # 1 bit, the bottom one
+    same = _job(session, "acme", f"{base:016x}", now - timedelta(days=3), 3)
+    current = _job(session, "acme", f"{base:016x}", now, 4)
+    assert earlier_near_duplicates(session, current, f"{base:016x}", 1) == [same.id, newer.id, older.id]
+    assert earlier_near_duplicates(session, current, f"{base:016x}", 0) == [same.id]
 
 
 def test_only_policies_that_read_the_flag_pay_for_it():
