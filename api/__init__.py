@@ -28,15 +28,21 @@ def create_app(settings: Settings | None = None, broker_url: str | None = None) 
     app.request_class = _disk_request(str(settings.uploads_dir))
     multipart.install()
 
+    from api import context
+
     app.extensions["docket"] = {
         "settings": settings,
         # Invalid rule files stop the app here, naming the file and the reason.
         "rules": load_rules(settings.rules_dir or default_rules_dir()),
         "celery": create_celery(settings, broker_url, fail_fast=True),
+        # API keys and active policies are cached while the access stamp in this Redis stays
+        # the same (api/context.py); without a Redis, every request reads them afresh.
+        "stamp_url": _redis_only(broker_url or settings.redis_url),
+        "caches": {"keys": context.StampedCache(), "rules": context.StampedCache()},
     }
 
     from api.problems import register_error_handlers
-    from api import batches, context, documents, export, health, jobs, openapi, policies, reviews, rules, stats, webhooks
+    from api import batches, documents, export, health, jobs, openapi, policies, reviews, rules, stats, webhooks
     from api.limits import init_limits
 
     register_error_handlers(app)
@@ -79,6 +85,10 @@ def _publish_webhooks_from(celery) -> None:
                 return
 
     publish_after_commit(publish)
+
+
+def _redis_only(url: str | None) -> str | None:
+    return url if url and url.startswith(("redis://", "rediss://")) else None
 
 
 def _disk_request(directory: str) -> type[Request]:

@@ -68,20 +68,33 @@ def authenticate() -> None:
     """before_request for the API blueprints: sets g.principal or refuses with 401."""
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
-    session = context.db()
     if not header:
-        if open_bootstrap_allowed() and not tenants.any_keys(session):
+        if open_bootstrap_allowed() and not tenants.any_keys(context.db()):
             g.principal = Principal(None, DEFAULT_TENANT, "admin")
             return
         raise Unauthorized("Send 'Authorization: Bearer <API key>'. Create a key with "
                            "`docket keys create --role submitter --tenant <tenant>`.")
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthorized("The Authorization header must be 'Bearer <API key>'.")
-    key = tenants.lookup(session, token.strip())
-    if key is None:
+    who = key_principal(token.strip())
+    if who is None:
         raise Unauthorized("Unknown or revoked API key.")
-    g.principal = Principal(key.id, key.tenant_id, key.role, key.name)
-    logs.bind(tenant=key.tenant_id)  # undone with the request's other ids at teardown
+    g.principal = who
+    logs.bind(tenant=who.tenant_id)  # undone with the request's other ids at teardown
+
+
+def key_principal(plaintext: str) -> Principal | None:
+    """Who the key is, None when unknown or revoked: from this process's cache while the access
+    stamp says no key changed (api/context.py), else from the database. Misses are not kept."""
+    stamp, kept, digest = context.access_stamp(), context.cache("keys"), tenants.hash_key(plaintext)
+    who = kept.get(digest, stamp)
+    if who is None:
+        key = tenants.lookup(context.db(), plaintext)
+        if key is None:
+            return None
+        who = Principal(key.id, key.tenant_id, key.role, key.name)
+        kept.put(digest, stamp, who)
+    return who
 
 
 def principal() -> Principal:

@@ -81,7 +81,7 @@ def accept_batch(documents: list[intake.Submitted], opts: dict, who: Principal,
         if not key:
             raise
         return idempotency.replay(session, tenant, key, fp)
-    submission.publish(context.celery(), session, to_publish)
+    submission.publish(context.celery(), session, to_publish, settings.broker_retry_after)
     return body, 202, {"Location": location}
 
 

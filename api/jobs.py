@@ -58,7 +58,7 @@ def create_job():
             raise
         return idempotency.replay(session, tenant, key, fp)  # a concurrent twin won the race
     if cached is None:
-        submission.publish(context.celery(), session, [job])
+        submission.publish(context.celery(), session, [job], settings.broker_retry_after)
     headers = {"Location": location}
     if (waited := _wait_for(job.id)) is not None:
         return waited[0], 200, {**headers, **waited[1]}

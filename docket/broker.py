@@ -1,5 +1,6 @@
 """The broker seen from Docket's side: a plain Redis client for what Celery does not say (queue
-contents, unacknowledged messages, heartbeats), and a per-process memory that the broker is down.
+contents, unacknowledged messages, heartbeats, the access stamp), and a per-process memory that
+the broker is down.
 
 Celery's Redis transport keeps a queue as a list named after it (priorities 3, 6, 9 in lists
 suffixed with "\\x06\\x16<n>"), and every delivered, unacknowledged message in the hash `unacked`
@@ -10,6 +11,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import secrets
 import threading
 import time
 from contextlib import contextmanager
@@ -17,6 +19,7 @@ from functools import lru_cache
 from typing import Iterable, Iterator
 
 import redis
+from sqlalchemy import event
 
 log = logging.getLogger(__name__)
 
@@ -200,3 +203,76 @@ def try_send(celery, task: str, args: list, queue: str, retry_after: float) -> b
         return False
     door.succeeded()
     return True
+
+
+# --- the access stamp: whether API keys or active policies changed ------------------------------
+
+ACCESS_STAMP = "docket:access-stamp"
+#: Even with the stamp unchanged, a cached read is used for at most this long: the bound when a
+#: change could not reach Redis (the stamp is written after the commit, best effort).
+ACCESS_MAX_AGE_S = 30.0
+
+_changes = 0  # changes committed by this process: seen at once, Redis or not
+_changes_lock = threading.Lock()
+_stamp_urls: set[str] = set()  # the Redis servers this process's readers check
+
+
+def access_stamp(url: str | None, retry_after: float) -> tuple | None:
+    """The stamp to tag cached reads of API keys and active policies with (read it before
+    reading the database), or None when it cannot be known (no Redis, Redis down, the stamp
+    lost in a restart or a flush): then nothing may be read from a cache. One GET. `url` is the
+    broker's: a failure here closes its gate (BrokerGate) like a failed publish, and a gate
+    closed by either makes the other wait too, so an outage costs one connect timeout."""
+    if not url:
+        return None
+    changes = _changes
+    _stamp_urls.add(url)
+    door = gate(url)
+    if not door.may_try(retry_after):
+        return None
+    try:
+        token = client(url).get(ACCESS_STAMP)
+        if token is None:  # a new or emptied Redis: a fresh stamp, which no cached read carries
+            client(url).set(ACCESS_STAMP, secrets.token_hex(8), nx=True)
+    except redis.RedisError:
+        door.failed(retry_after)
+        return None
+    door.succeeded()
+    return (changes, token) if token is not None else None
+
+
+def access_changed() -> None:
+    """Void every process's cached reads of API keys and active policies: a new stamp, written
+    after the change is committed (a reader that saw the old stamp may have read the old rows).
+    Redis unreachable: logged; other processes then notice within ACCESS_MAX_AGE_S."""
+    global _changes
+    with _changes_lock:
+        _changes += 1
+    token = secrets.token_hex(8)
+    for url in _stamp_urls | _configured_redis():
+        try:
+            client(url).set(ACCESS_STAMP, token)
+        except redis.RedisError as exc:
+            log.warning("API keys or policies changed, but Redis at %s was not told (%s): other processes may "
+                        "use what they cached for up to %.0f s", url, exc, ACCESS_MAX_AGE_S)
+
+
+def access_changes_on_commit(session) -> None:
+    """`access_changed()` once `session` commits what the caller is changing now."""
+    event.listen(session, "after_commit", lambda _session: access_changed(), once=True)
+
+
+def _configured_redis() -> set[str]:
+    """Where the API processes of this deployment read the stamp: DOCKET_REDIS_URL, else the
+    embedded server of the data directory, if one runs (a CLI beside `docket serve`)."""
+    from docket.config import Settings
+    from docket.embedded import EmbeddedRedis
+
+    settings = Settings.from_env()
+    if settings.redis_url:
+        return {settings.redis_url}
+    try:
+        url = json.loads(EmbeddedRedis(settings.data_dir).state_file.read_text()).get("url")
+    except (OSError, ValueError):
+        return set()
+    return {url} if isinstance(url, str) and url else set()

@@ -29,6 +29,7 @@ from sqlalchemy.orm import Session
 
 from db.models import BuiltinPolicy, Job, PolicyActivation, PolicyVersion, utcnow
 from db.queries import as_utc
+from docket import broker
 from docket.errors import DocketError, NotFound
 from docket.rules import Rule, RuleError, canonical_source, load_rule_source
 
@@ -352,6 +353,7 @@ def activate(session: Session, tenant_id: str, name: str, version: str, builtins
     except IntegrityError:
         raise DocketError(f"Another activation of {name} happened at the same time; try again.",
                           code="conflict", status=409, title="Conflict") from None
+    broker.access_changes_on_commit(session)  # cached active rules are replaced at once
     session.refresh(row)
     return {**_row_view(row).to_json(), "previous_version": previous, "action": action}
 

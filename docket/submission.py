@@ -11,7 +11,7 @@ from typing import BinaryIO, Iterable
 from urllib.parse import urlsplit
 
 from celery import Celery
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -179,7 +179,12 @@ def reuse_decision(session: Session, job: Job, earlier: Decision) -> None:
     job_finished(session, job.id)
 
 
-def publish(celery: Celery, session: Session, jobs: Iterable[Job]) -> int:
+# Built once (a Core UPDATE: no ORM bulk-update machinery, no cache key to compute per call).
+_MARK_ENQUEUED = (update(Job.__table__).where(Job.__table__.c.id.in_(bindparam("ids", expanding=True)))
+                  .values(enqueued_at=bindparam("now")))
+
+
+def publish(celery: Celery, session: Session, jobs: Iterable[Job], retry_after: float | None = None) -> int:
     """Publish a message per job (after its row is committed); returns how many went out.
 
     A broker failure is logged, not raised: the jobs stay queued for the sweeper. After one, this
@@ -187,18 +192,23 @@ def publish(celery: Celery, session: Session, jobs: Iterable[Job]) -> int:
     instead of making every request wait for the broker's connect timeout. Recording that the
     messages went out is best effort too: the job is committed and its message sent, so a
     database that drops the connection now costs at most a duplicate message, never a 5xx that
-    would make the client submit the document again.
+    would make the client submit the document again. `retry_after`: the settings' broker_retry_after
+    (read from the environment when not given).
     """
-    retry_after = Settings.from_env().broker_retry_after
+    if retry_after is None:
+        retry_after = Settings.from_env().broker_retry_after
     sent = []
     for job in jobs:  # each on a producer held between publishes (docket/broker.py)
         task, queue = route(job.analyzer)
         if not broker.try_send(celery, task, [job.id], queue, retry_after):
             break  # the broker is down: the rest stay queued for the sweeper as well
-        sent.append(job.id)
+        sent.append(job)
     if sent:
         try:
-            session.execute(update(Job).where(Job.id.in_(sent)).values(enqueued_at=utcnow()))
+            now = utcnow()
+            session.execute(_MARK_ENQUEUED, {"ids": [job.id for job in sent], "now": now})
+            for job in sent:  # the loaded rows say so too, as the UPDATE left them
+                set_committed_value(job, "enqueued_at", now)
             session.commit()
         except Exception as exc:
             if not database.unavailable(exc):

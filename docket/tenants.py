@@ -8,6 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from db.models import ROLES, ApiKey, Tenant, utcnow
+from docket import broker
 from docket.errors import DocketError
 from docket.webhooks.signing import new_secret as new_webhook_secret
 
@@ -40,6 +41,7 @@ def create_key(session: Session, tenant_id: str, role: str, name: str | None = N
     key = ApiKey(id=key_id, tenant_id=tenant_id, role=role, name=name, key_hash=hash_key(plaintext))
     session.add(key)
     session.flush()
+    broker.access_changes_on_commit(session)
     return key, plaintext
 
 
@@ -50,6 +52,7 @@ def revoke_key(session: Session, key_id_or_key: str) -> ApiKey | None:
     key = session.get(ApiKey, key_id)
     if key is not None and key.revoked_at is None:
         key.revoked_at = utcnow()
+        broker.access_changes_on_commit(session)  # cached lookups stop accepting it at once
     return key
 
 
