@@ -135,6 +135,9 @@ class Job(Base):
     reviewed_at: Mapped[datetime | None]
     # Who issued the invoice and its number ("<issuer>|<number>"), for exact duplicate claims.
     invoice_key: Mapped[str | None] = mapped_column(String(300))
+    # The document's perceptual hash, copied (at submission, or when first computed) so that the
+    # near-duplicate scan reads the tenant's recent jobs without a join per row.
+    phash: Mapped[str | None] = mapped_column(String(32))
     # 0 for the first analysis; each re-analysis (docket/redecide.py) adds one. The analyzer's
     # decision of round n is unique per job (decisions.origin "analysis:<n>").
     analysis_round: Mapped[int] = mapped_column(Integer, default=0, server_default="0")

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 import imagehash
 import numpy as np
 from PIL import Image
-from sqlalchemy import cast, func, literal, select
+from sqlalchemy import cast, func, literal, select, update
 from sqlalchemy.dialects.postgresql import BIT
 from sqlalchemy.orm import Session
 
@@ -32,6 +32,19 @@ def perceptual_hash(image: Image.Image) -> str:
     return str(imagehash.phash(image))
 
 
+def record_hash(session: Session, document: Document, phash: str) -> None:
+    """Keep a hash just computed: on the document, and on every job of it that has no copy yet
+    (the one being checked among them). One statement on Postgres. The caller commits."""
+    hashed = update(Document).where(Document.sha256 == document.sha256).values(phash=phash)
+    copies = (update(Job).where(Job.document_sha256 == document.sha256, Job.phash.is_(None)).values(phash=phash)
+              .execution_options(synchronize_session=False))
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(copies.add_cte(hashed.cte("hashed")))
+    else:  # SQLite has no UPDATE inside WITH
+        session.execute(hashed)
+        session.execute(copies)
+
+
 def hamming(target: str, others: list[str]) -> np.ndarray:
     """Bit distances between one 64-bit hex hash and many, vectorised."""
     values = np.array([int(h, 16) for h in others], dtype=np.uint64)
@@ -43,9 +56,9 @@ def earlier_near_duplicates(session: Session, job: Job, phash: str, max_distance
     """Ids of this tenant's earlier jobs (within `window_days`, the newest SCAN_LIMIT of them)
     whose first page is within max_distance bits, nearest first."""
     since: datetime = job.created_at - timedelta(days=window_days)
-    recent = (select(Job.id, Job.created_at, Document.phash).join(Document, Document.sha256 == Job.document_sha256)
+    recent = (select(Job.id, Job.created_at, Job.phash)  # each job's copy of its document's hash
               .where(Job.tenant_id == job.tenant_id, Job.id != job.id, Job.created_at <= job.created_at,
-                     Job.created_at >= since, Document.phash.is_not(None))
+                     Job.created_at >= since, Job.phash.is_not(None))
               .order_by(Job.created_at.desc()).limit(SCAN_LIMIT))
     if session.get_bind().dialect.name == "postgresql":
         # The distances are computed where the rows are: only the near ones travel (a busy

@@ -161,9 +161,8 @@ class Facts:
         self.with_text = rule.reads_document("text")
         self._claims: dict[str, list[tuple[datetime, str]]] = {}
         if self.near:
-            query = (select(Job.created_at, Job.id, Document.phash)
-                     .join(Document, Document.sha256 == Job.document_sha256)
-                     .where(Job.tenant_id == tenant_id, Document.phash.is_not(None)))
+            query = (select(Job.created_at, Job.id, Job.phash)  # the scan's rows (docket/duplicates.py)
+                     .where(Job.tenant_id == tenant_id, Job.phash.is_not(None)))
             if since is not None:
                 query = query.where(Job.created_at >= since - timedelta(days=365))
             if until is not None:

@@ -109,7 +109,8 @@ def new_jobs(session: Session, documents: list[tuple[str | None, Document]], rul
              callback_url: str | None = None, submitted_by: str | None = None) -> list[Job]:
     """One queued job per (filename, document), in that order, inserted with one flush (a
     multi-row INSERT for a batch instead of a round trip per file). The caller commits."""
-    jobs = [Job(document_sha256=document.sha256, filename=clean_filename(filename), rule_name=rule.name,
+    jobs = [Job(document_sha256=document.sha256, phash=document.phash, filename=clean_filename(filename),
+                rule_name=rule.name,
                 rule_version=rule.version, analyzer=analyzer, status="queued", batch=batch,
                 tenant_id=tenant_id, callback_url=callback_url, submitted_by=submitted_by,
                 created_at=utcnow())  # stamped here, one by one: a batch's jobs keep their order

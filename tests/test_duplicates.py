@@ -13,7 +13,7 @@ from db.session import get_engine, session_factory
 from docket.rules import default_rules_dir, load_rules
 from tests import services
 from tests.documents import receipt_image
-from docket.duplicates import earlier_near_duplicates, hamming, perceptual_hash
+from docket.duplicates import earlier_near_duplicates, hamming, perceptual_hash, record_hash
 
 
 def test_hamming_matches_imagehash():
@@ -57,7 +57,7 @@ def session(request, tmp_path):
 def _job(session, tenant: str, phash: str, created: datetime, n: int) -> Job:
     doc = Document(sha256=f"{n:064x}", mime_type="image/png", size=1, page_count=1, storage_path=f"x/{n}",
                    phash=phash)
-    job = Job(id=f"j{n:031d}", tenant_id=tenant, document_sha256=doc.sha256, rule_name="expense_policy",
+    job = Job(id=f"j{n:031d}", tenant_id=tenant, document_sha256=doc.sha256, phash=phash, rule_name="expense_policy",
               rule_version="v", analyzer="ocr", created_at=created)
     session.add_all([doc, job])
     session.commit()
@@ -95,3 +95,23 @@ def test_only_policies_that_read_the_flag_pay_for_it():
     assert rules["expense_policy"].reads_document("near_duplicate")
     assert not rules["contract_review"].reads_document("near_duplicate")
     assert not rules["screenshot_moderation"].reads_document("duplicate_of")
+
+
+def test_a_hash_computed_once_reaches_every_job_of_the_document(session):
+    """The worker keeps a new hash on the document and on each of its jobs without a copy (an
+    earlier job of the same bytes under a policy that never hashed them): one scan of jobs alone
+    finds them all, as a join to the documents would."""
+    now = datetime(2026, 11, 20, tzinfo=timezone.utc)
+    earlier = _job(session, "acme", None, now - timedelta(days=1), 1)  # same bytes, never hashed
+    current = Job(id="j" + "2" * 31, tenant_id="acme", document_sha256=earlier.document_sha256,
+                  rule_name="expense_policy", rule_version="v", analyzer="ocr", created_at=now)
+    other = _job(session, "acme", "fedcba9876543210", now - timedelta(days=2), 3)  # keeps its own
+    session.add(current)
+    session.commit()
+    record_hash(session, session.get(Document, current.document_sha256), "0123456789abcdef")
+    session.commit()
+    session.expire_all()
+    assert session.get(Document, current.document_sha256).phash == "0123456789abcdef"
+    assert (session.get(Job, earlier.id).phash, session.get(Job, current.id).phash,
+            session.get(Job, other.id).phash) == ("0123456789abcdef", "0123456789abcdef", "fedcba9876543210")
+    assert earlier_near_duplicates(session, session.get(Job, current.id), "0123456789abcdef", 0) == [earlier.id]

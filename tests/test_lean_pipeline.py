@@ -223,11 +223,15 @@ def test_the_worker_decides_once_with_the_claim_reading_the_job(tmp_path, postgr
     finally:
         event.remove(engine, "before_cursor_execute", count)
     # On Postgres: the claim (an UPDATE in a WITH that also reads the document), then one transaction
-    # with the near-duplicate hash and lookup, the finish, the decision and the webhook subscriptions.
-    assert statements == ["WITH", "UPDATE", "SELECT", "UPDATE", "INSERT", "SELECT"], statements
+    # with the near-duplicate hash (kept on the document and its jobs in one WITH) and lookup, the
+    # finish, the decision and the webhook subscriptions.
+    assert statements == ["WITH", "WITH", "SELECT", "UPDATE", "INSERT", "SELECT"], statements
     assert tasks.analyze_job(job_id) == "skipped"  # redelivered
     done = row(settings, job_id)
     assert done.status == "succeeded" and done.attempts == 1
     with session_scope(settings.database_url) as session:
         assert len(session.scalars(select(Decision).where(Decision.job_id == job_id)).all()) == 1
         assert session.get(Document, done.document_sha256).phash is not None
+    assert done.phash == session.get(Document, done.document_sha256).phash  # the job's copy, for the scan
+    again = api.submit(7300, analyzer="bench-instant")  # the same bytes: the new job carries the hash at once
+    assert row(settings, again.get_json()["id"]).phash == done.phash

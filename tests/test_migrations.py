@@ -92,3 +92,36 @@ def test_0003_fills_the_queue_columns_of_existing_jobs(empty_database):
         "waiting": (None, 1, None, None, None, None)}
     if trigram is not None:
         assert trigram == {"ix_trgm_jobs_merchant", "ix_trgm_decisions_text"}
+
+
+def test_0009_copies_each_documents_hash_onto_its_jobs(empty_database):
+    """Jobs from before 0009 carry their document's perceptual hash after it (the near-duplicate
+    scan reads only jobs); a job whose document has none stays without."""
+    from datetime import datetime, timezone
+
+    from sqlalchemy import MetaData, select
+
+    upgrade(empty_database, "0008")
+    engine = create_engine(empty_database)
+    meta = MetaData()
+    meta.reflect(engine)
+    jobs, documents = meta.tables["jobs"], meta.tables["documents"]
+    t0 = datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)
+    common = {"rule_name": "expense_policy", "rule_version": "1", "analyzer": "ocr", "attempts": 1,
+              "tenant_id": "default", "status": "succeeded", "created_at": t0, "review_rank": 1}
+    with engine.begin() as conn:
+        conn.execute(documents.insert(), [
+            {"sha256": sha * 64, "mime_type": "image/png", "size": 1, "page_count": 1, "storage_path": f"{sha}.png",
+             "created_at": t0, "phash": phash} for sha, phash in (("a", "0123456789abcdef"), ("b", None))])
+        conn.execute(jobs.insert(), [{"id": "hashed-1", "document_sha256": "a" * 64, **common},
+                                     {"id": "hashed-2", "document_sha256": "a" * 64, **common},
+                                     {"id": "unhashed", "document_sha256": "b" * 64, **common}])
+    engine.dispose()
+    upgrade(empty_database)
+    engine = create_engine(empty_database)
+    meta = MetaData()
+    meta.reflect(engine)
+    with engine.connect() as conn:
+        copies = dict(conn.execute(select(meta.tables["jobs"].c.id, meta.tables["jobs"].c.phash)).all())
+    engine.dispose()
+    assert copies == {"hashed-1": "0123456789abcdef", "hashed-2": "0123456789abcdef", "unhashed": None}

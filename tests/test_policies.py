@@ -381,13 +381,14 @@ def test_simulation_facts_match_the_workers(settings):
             if i % 11 == 0:
                 phash = None
             sha = f"{i:064x}"
+            phash = None if phash is None else f"{phash:016x}"
             s.add(Document(sha256=sha, mime_type="image/png", size=1, page_count=1, storage_path=f"{i}.png",
-                           phash=None if phash is None else f"{phash:016x}"))
+                           phash=phash))
             fields = {"merchant_name": "SHOP", "total": 10.0, "transaction_date": "2026-03-01",
                       "invoice_number": f"{i % 7:08d}", "seller_tax_id": "91350211MA2YJ6X64U"}
             created = t0 + timedelta(minutes=i // 2)  # pairs share a timestamp
             tenant = "globex" if i % 10 == 9 else "acme"
-            job = Job(id=f"job{i:03d}", tenant_id=tenant, document_sha256=sha, rule_name=rule.name,
+            job = Job(id=f"job{i:03d}", tenant_id=tenant, document_sha256=sha, phash=phash, rule_name=rule.name,
                       rule_version=rule.version, analyzer="ocr", status="succeeded", attempts=1, created_at=created,
                       **queue_values_for(fields))
             s.add(job)

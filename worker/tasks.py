@@ -233,7 +233,10 @@ def _near_duplicates(session, job: Job, document: Document, first_page) -> list[
     phash = document.phash
     if phash is None:  # recorded with the decision (the claim's row stays as read: a retry starts over)
         phash = duplicate_scan.perceptual_hash(first_page)
-        session.execute(update(Document).where(Document.sha256 == document.sha256).values(phash=phash))
+        duplicate_scan.record_hash(session, document, phash)
+    elif job.phash is None:  # submitted while another job was computing it: this job's copy
+        session.execute(update(Job).where(Job.id == job.id).values(phash=phash)
+                        .execution_options(synchronize_session=False))
     return duplicate_scan.earlier_near_duplicates(session, job, phash, settings.duplicate_distance)
 
 
