@@ -121,7 +121,7 @@ def memory_kb(proc: subprocess.Popen) -> tuple[int, int]:
     return rss, peak
 
 
-def run_raw(env: dict, n: int, concurrency: int) -> tuple[float, list[float]]:
+def run_raw(env: dict, n: int, concurrency: int) -> tuple[float, list[float], float]:
     r = redis.Redis.from_url(env["DOCKET_REDIS_URL"])
     r.delete("bench:done")
     worker = subprocess.Popen([str(BIN / "celery"), "-A", "bench.instruments:raw", "worker", "-c", str(concurrency),
@@ -135,17 +135,19 @@ def run_raw(env: dict, n: int, concurrency: int) -> tuple[float, list[float]]:
         while not r.hexists("bench:done", "warmup"):
             time.sleep(0.05)
         sent = {}
+        cpu_before = cpu_seconds(worker)
         start = time.time()
         for i in range(n):
             sent[str(i)] = time.time()
             raw.send_task("bench.noop", args=[str(i)])
         while r.hlen("bench:done") < n + 1:
             time.sleep(0.02)
+        worker_cpu_ms = (cpu_seconds(worker) - cpu_before) / n * 1000
         done = {k.decode(): float(v) for k, v in r.hgetall("bench:done").items()}
     finally:
         stop(worker)
     latencies = [done[k] - sent[k] for k in sent]
-    return n / (max(done[k] for k in sent) - start), latencies
+    return n / (max(done[k] for k in sent) - start), latencies, worker_cpu_ms
 
 
 def post_batch(url: str, key: str, files: int, api: subprocess.Popen) -> dict:
@@ -250,7 +252,7 @@ def main() -> None:
                         help="files in the one POST /v1/batches measured after the run (0: skip)")
     args = parser.parse_args()
     with bench_env() as env:
-        raw_rate, raw_lat = run_raw(env, args.n, args.concurrency)
+        raw_rate, raw_lat, raw_cpu = run_raw(env, args.n, args.concurrency)
         pipe_rate, pipe_lat, extra = run_pipeline(env, args.n, args.concurrency, args.clients, args.api,
                                                   args.batch_files)
     print(f"jobs: {args.n}, worker concurrency: {args.concurrency}, HTTP clients: {args.clients}, API: {args.api}")
@@ -261,6 +263,7 @@ def main() -> None:
     print(f"throughput ratio (pipeline / raw celery): {pipe_rate / raw_rate:.2f}   (target >= 0.16, long-term 0.5)")
     print(f"CPU per job      : API {extra['api_cpu_ms']:6.1f} ms   worker {extra['worker_cpu_ms']:6.1f} ms   "
           f"together {extra['api_cpu_ms'] + extra['worker_cpu_ms']:6.1f} ms")
+    print(f"  for comparison : a raw Celery worker spends {raw_cpu:5.1f} ms per no-op task (its share of the worker's)")
     print(f"  besides        : Postgres + Redis {extra['services_cpu_ms']:6.1f} ms   "
           f"the bench's HTTP clients {extra['clients_cpu_ms']:6.1f} ms (same 2 cores)")
     if "batch" in extra:
