@@ -49,6 +49,10 @@ def job_json(job: Job, *, history: bool = False) -> dict:
         "decision": None,
         "fields": None,
         "reasons": None,
+        # What the reviewer queue shows of the current decision: a receipt's merchant and total,
+        # a contract's parties and largest amount (db/review_queue.py).
+        "merchant": job.merchant,
+        "amount": job.amount,
     }
     decision = job.decision
     if decision is not None:

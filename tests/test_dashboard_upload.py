@@ -264,6 +264,12 @@ def test_stream_resumes_after_a_dropped_connection(page, stack):
         row = page.locator(f'tr[data-job="{job_id}"]')
         assert row.get_attribute("data-decided") == "1", row.inner_text()  # once each, across reconnects
         assert row.locator("td.state").inner_text() == "succeeded"
+        # Merchant and amount arrive with the decision, as the page renders them on a reload.
+        decided = requests.get(f"{stack.url}/v1/jobs/{job_id}", headers={"Authorization": f"Bearer {stack.submitter_key}"},
+                               timeout=30).json()
+        assert decided["amount"] in (20.5, 21.5), decided["fields"]
+        assert row.locator("td.amount").inner_text() == f"{decided['amount']:.2f}"
+        assert row.locator("td.merchant").inner_text() == (decided["merchant"] or "")
 
     # The same over plain HTTP: Last-Event-ID decides what is sent again.
     http = signed_in_http(stack, stack.submitter_key)

@@ -312,6 +312,9 @@
           d.textContent = "";
           d.appendChild(badge(job.decision));
         }
+        // The same summary the page was rendered with (db/review_queue.py), as it arrives.
+        row.querySelector("td.merchant").textContent = job.merchant || "";
+        row.querySelector("td.amount").textContent = job.amount === null || job.amount === undefined ? "" : job.amount.toFixed(2);
       });
       Object.keys(decisions).forEach(function (d) {
         var b = section.querySelector('b[data-decisions="' + d + '"]');
