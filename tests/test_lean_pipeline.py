@@ -231,7 +231,7 @@ def test_the_worker_decides_once_with_the_claim_reading_the_job(tmp_path, postgr
     assert done.status == "succeeded" and done.attempts == 1
     with session_scope(settings.database_url) as session:
         assert len(session.scalars(select(Decision).where(Decision.job_id == job_id)).all()) == 1
-        assert session.get(Document, done.document_sha256).phash is not None
-    assert done.phash == session.get(Document, done.document_sha256).phash  # the job's copy, for the scan
+        phash = session.get(Document, done.document_sha256).phash
+    assert phash is not None and done.phash == phash  # the job's copy, for the near-duplicate scan
     again = api.submit(7300, analyzer="bench-instant")  # the same bytes: the new job carries the hash at once
     assert row(settings, again.get_json()["id"]).phash == done.phash
