@@ -23,13 +23,13 @@ def claim(session: Session, job_id: str, stale_after: int, worker: str | None = 
     the sweeper, once that worker's heartbeat says it is gone or no longer works on the job
     (docket/recovery.py); a redelivered message never steals it, however long it runs. Rows
     claimed without a worker id (before migration 0005) fall back to `stale_after`."""
-    return session.scalar(_claim(job_id, stale_after, worker).returning(Job.attempts))
+    return session.scalar(_claim().returning(Job.attempts), _claim_values(job_id, stale_after, worker))
 
 
 def claim_row(session: Session, job_id: str, stale_after: int, worker: str | None = None) -> Job | None:
     """`claim`, returning the claimed row itself (its `attempts` the attempt number), so the
     worker reads the job with the claim instead of in a transaction of its own. The caller commits."""
-    return session.scalars(_claim(job_id, stale_after, worker).returning(Job),
+    return session.scalars(_claim().returning(Job), _claim_values(job_id, stale_after, worker),
                            execution_options={"populate_existing": True}).first()
 
 
@@ -41,37 +41,34 @@ def claim_with_document(session: Session, job_id: str, stale_after: int,
     if session.get_bind().dialect.name != "postgresql":
         job = claim_row(session, job_id, stale_after, worker)
         return (job, session.get(Document, job.document_sha256)) if job is not None else None
-    now = utcnow()
-    row = session.execute(_claim_with_document(), {"job_id": job_id, "now": now, "worker": worker,
-                                                   "stale_before": now - timedelta(seconds=stale_after)},
+    row = session.execute(_claim_with_document(), _claim_values(job_id, stale_after, worker),
                           execution_options={"populate_existing": True}).first()
     return (row[0], row[1]) if row is not None else None
 
 
 @lru_cache(maxsize=1)
+def _claim():
+    # Built once with bound parameters (_claim_values): building the statement cost as much CPU
+    # as running it.
+    return (update(Job)
+            .where(Job.id == bindparam("job_id"),
+                   or_(Job.status == "queued",
+                       and_(Job.status == "running", Job.worker.is_(None),
+                            Job.started_at < bindparam("stale_before"))))
+            .values(status="running", attempts=Job.attempts + 1, started_at=bindparam("now"),
+                    worker=bindparam("worker"), error_code=None, error_message=None))
+
+
+@lru_cache(maxsize=1)
 def _claim_with_document():
-    # Built once with bound parameters: building the statement cost as much CPU as running it.
-    claimed = (update(Job)
-               .where(Job.id == bindparam("job_id"),
-                      or_(Job.status == "queued",
-                          and_(Job.status == "running", Job.worker.is_(None),
-                               Job.started_at < bindparam("stale_before"))))
-               .values(status="running", attempts=Job.attempts + 1, started_at=bindparam("now"),
-                       worker=bindparam("worker"), error_code=None, error_message=None)
-               .returning(*Job.__table__.c).cte("claimed"))
+    claimed = _claim().returning(*Job.__table__.c).cte("claimed")
     job = aliased(Job, claimed)
     return select(job, Document).join(Document, Document.sha256 == job.document_sha256)
 
 
-def _claim(job_id: str, stale_after: int, worker: str | None):
+def _claim_values(job_id: str, stale_after: int, worker: str | None) -> dict:
     now = utcnow()
-    return (update(Job)
-            .where(Job.id == job_id,
-                   or_(Job.status == "queued",
-                       and_(Job.status == "running", Job.worker.is_(None),
-                            Job.started_at < now - timedelta(seconds=stale_after))))
-            .values(status="running", attempts=Job.attempts + 1, started_at=now, worker=worker,
-                    error_code=None, error_message=None))
+    return {"job_id": job_id, "now": now, "worker": worker, "stale_before": now - timedelta(seconds=stale_after)}
 
 
 def row_held_by(session: Session, job_id: str, worker: str) -> Job | None:

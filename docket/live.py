@@ -57,6 +57,8 @@ def job_changed(job_id: str, status: str, redis_url: str | None = None, *,
     change is committed already, and waiters re-read the database anyway. `stage`: (stage,
     attempt) the job enters with the change (a claim goes straight to `reading`), recorded and
     nudged in the same round trip as `stage_changed` would."""
+    if stage is not None:
+        _check_stage(stage[0])
     url = redis_url or os.environ.get("DOCKET_REDIS_URL")
     if not url:
         return
@@ -64,16 +66,10 @@ def job_changed(job_id: str, status: str, redis_url: str | None = None, *,
         if stage is None:
             broker.client(url).publish(channel(job_id), status)
             return
-        name, attempt = stage
-        if name not in STAGES:
-            raise ValueError(f"unknown stage {name!r}")
-        pipe = broker.client(url).pipeline(transaction=False)
+        pipe = broker.client(url).pipeline(transaction=False)  # one round trip
         pipe.publish(channel(job_id), status)
-        pipe.set(STAGE_PREFIX + job_id, f"{attempt}:{name}", ex=STAGE_TTL_S)
-        pipe.publish(channel(job_id), name)
+        _enter(pipe, job_id, *stage)
         pipe.execute()
-    except ValueError:
-        raise
     except Exception as exc:  # noqa: BLE001 - never fail a committed transition over a nudge
         log.debug("live event for job %s not published: %s", job_id, exc)
 
@@ -82,18 +78,27 @@ def stage_changed(job_id: str, stage: str, attempt: int, redis_url: str | None =
     """Record that attempt `attempt` of the running job entered `stage` (one of STAGES), and
     nudge its subscribers. Redis only, best effort: a lost stage costs a progress event, never
     the job."""
-    if stage not in STAGES:
-        raise ValueError(f"unknown stage {stage!r}")
+    _check_stage(stage)
     url = redis_url or os.environ.get("DOCKET_REDIS_URL")
     if not url:
         return
     try:
         pipe = broker.client(url).pipeline(transaction=False)  # one round trip
-        pipe.set(STAGE_PREFIX + job_id, f"{attempt}:{stage}", ex=STAGE_TTL_S)
-        pipe.publish(channel(job_id), stage)
+        _enter(pipe, job_id, stage, attempt)
         pipe.execute()
     except Exception as exc:  # noqa: BLE001 - progress is never worth failing the analysis
         log.debug("stage %s of job %s not recorded: %s", stage, job_id, exc)
+
+
+def _check_stage(stage: str) -> None:
+    if stage not in STAGES:
+        raise ValueError(f"unknown stage {stage!r}")
+
+
+def _enter(pipe, job_id: str, stage: str, attempt: int) -> None:
+    """Add to `pipe`: the attempt's stage, kept under the job's key, and the nudge."""
+    pipe.set(STAGE_PREFIX + job_id, f"{attempt}:{stage}", ex=STAGE_TTL_S)
+    pipe.publish(channel(job_id), stage)
 
 
 def stages(redis_url: str | None, running: Iterable[tuple[str, int]]) -> dict[str, str]:

@@ -10,13 +10,11 @@ watching (jobs stay queued till then), so the reconnects happen before any decis
 Screenshots land in test-artifacts/dashboard/."""
 from __future__ import annotations
 
-import os
 import re
-import signal
 import subprocess
 import time
 from contextlib import contextmanager
-from datetime import date, timedelta
+from datetime import date
 
 import pytest
 import requests
@@ -24,17 +22,11 @@ import requests
 from samples.make_samples import pdf_with_text
 from tests.conftest import DOCKET, ROOT, Server, base_env
 from tests.sse import read_events
+from tests.test_worker_faults import stop_worker
 from tests.documents import encode, receipt_image
-from tests.test_dashboard import ARTIFACTS
+from tests.test_dashboard import ARTIFACTS, last_weekday
 
 LIMIT = 300_000  # DOCKET_MAX_UPLOAD_BYTES here: the page must refuse a bigger file before sending it
-
-
-def weekday_before(today: date, weekday: int) -> date:
-    day = today - timedelta(days=1)
-    while day.weekday() != weekday:
-        day -= timedelta(days=1)
-    return day
 
 
 @pytest.fixture(scope="module")
@@ -59,12 +51,7 @@ def analysing(stack):
     try:
         yield proc
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        stop_worker(proc)
 
 
 def shoot(page, name: str) -> None:
@@ -96,7 +83,7 @@ def events_of(resp: requests.Response) -> list[tuple[str, str, dict]]:
 def api_batch(stack, key: str, names: list[str]) -> dict:
     """A batch submitted over the API with a submitter key (analysed when a worker runs)."""
     today = date.today()
-    files = [("files", (name, encode(receipt_image(weekday_before(today, 1 + i), total=f"{20 + i}.50"), "PNG")))
+    files = [("files", (name, encode(receipt_image(last_weekday(today, 1 + i), total=f"{20 + i}.50"), "PNG")))
              for i, name in enumerate(names)]
     resp = requests.post(f"{stack.url}/v1/batches", files=files, data={"rule": "expense_policy", "cache": "false"},
                          headers={"Authorization": f"Bearer {key}"}, timeout=30)
@@ -120,12 +107,12 @@ def test_submitter_uploads_three_files_and_watches_their_decisions(page, stack):
     page.evaluate("document.documentElement.dataset.since = 'first-load'")
 
     today = date.today()
-    receipt_pdf = pdf_with_text([["KEDAI BUKU MAJU SDN BHD", f"DATE: {weekday_before(today, 3):%d/%m/%Y} 10:15",
+    receipt_pdf = pdf_with_text([["KEDAI BUKU MAJU SDN BHD", f"DATE: {last_weekday(today, 3):%d/%m/%Y} 10:15",
                                   "NOTEBOOK A5 12.50", "TOTAL RM 12.50", "THANK YOU"]])
     good = [
-        {"name": "lunch.png", "mimeType": "image/png", "buffer": encode(receipt_image(weekday_before(today, 2)), "PNG")},
+        {"name": "lunch.png", "mimeType": "image/png", "buffer": encode(receipt_image(last_weekday(today, 2)), "PNG")},
         {"name": "weekend.jpg", "mimeType": "image/jpeg", "buffer": encode(receipt_image(
-            weekday_before(today, 5), merchant="WEEKEND MART SDN BHD", total="45.00", items=(("SNACKS", "45.00"),)),
+            last_weekday(today, 5), merchant="WEEKEND MART SDN BHD", total="45.00", items=(("SNACKS", "45.00"),)),
             "JPEG", quality=90)},
         {"name": "books.pdf", "mimeType": "application/pdf", "buffer": receipt_pdf},
     ]
