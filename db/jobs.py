@@ -6,8 +6,9 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from functools import lru_cache
 
-from sqlalchemy import and_, bindparam, func, or_, select, update
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy import and_, bindparam, func, insert, or_, select, update
+from sqlalchemy.orm import Session, make_transient_to_detached
+from sqlalchemy.orm.attributes import instance_state
 
 from db.models import Decision, Document, Job, utcnow
 from db.review_queue import queue_values
@@ -23,14 +24,14 @@ def claim(session: Session, job_id: str, stale_after: int, worker: str | None = 
     the sweeper, once that worker's heartbeat says it is gone or no longer works on the job
     (docket/recovery.py); a redelivered message never steals it, however long it runs. Rows
     claimed without a worker id (before migration 0005) fall back to `stale_after`."""
-    return session.scalar(_claim().returning(Job.attempts), _claim_values(job_id, stale_after, worker))
+    return session.scalar(_claim().returning(Job.__table__.c.attempts), _claim_values(job_id, stale_after, worker))
 
 
 def claim_row(session: Session, job_id: str, stale_after: int, worker: str | None = None) -> Job | None:
     """`claim`, returning the claimed row itself (its `attempts` the attempt number), so the
     worker reads the job with the claim instead of in a transaction of its own. The caller commits."""
-    return session.scalars(_claim().returning(Job), _claim_values(job_id, stale_after, worker),
-                           execution_options={"populate_existing": True}).first()
+    row = session.connection().execute(_claim_row(), _claim_values(job_id, stale_after, worker)).first()
+    return as_loaded(session, Job, row._asdict()) if row is not None else None
 
 
 def claim_with_document(session: Session, job_id: str, stale_after: int,
@@ -41,29 +42,39 @@ def claim_with_document(session: Session, job_id: str, stale_after: int,
     if session.get_bind().dialect.name != "postgresql":
         job = claim_row(session, job_id, stale_after, worker)
         return (job, session.get(Document, job.document_sha256)) if job is not None else None
-    row = session.execute(_claim_with_document(), _claim_values(job_id, stale_after, worker),
-                          execution_options={"populate_existing": True}).first()
-    return (row[0], row[1]) if row is not None else None
+    row = session.connection().execute(_claim_with_document(), _claim_values(job_id, stale_after, worker)).first()
+    if row is None:
+        return None
+    width = len(Job.__table__.c)  # the job's columns, then the document's
+    return (as_loaded(session, Job, dict(zip(Job.__table__.c.keys(), row[:width]))),
+            as_loaded(session, Document, dict(zip(Document.__table__.c.keys(), row[width:]))))
 
 
 @lru_cache(maxsize=1)
 def _claim():
-    # Built once with bound parameters (_claim_values): building the statement cost as much CPU
-    # as running it.
-    return (update(Job)
-            .where(Job.id == bindparam("job_id"),
-                   or_(Job.status == "queued",
-                       and_(Job.status == "running", Job.worker.is_(None),
-                            Job.started_at < bindparam("stale_before"))))
-            .values(status="running", attempts=Job.attempts + 1, started_at=bindparam("now"),
+    # Core, built once with bound parameters (_claim_values): building the statement, and the
+    # ORM's handling of it, cost more CPU than running it.
+    jobs = Job.__table__
+    return (update(jobs)
+            .where(jobs.c.id == bindparam("job_id"),
+                   or_(jobs.c.status == "queued",
+                       and_(jobs.c.status == "running", jobs.c.worker.is_(None),
+                            jobs.c.started_at < bindparam("stale_before"))))
+            .values(status="running", attempts=jobs.c.attempts + 1, started_at=bindparam("now"),
                     worker=bindparam("worker"), error_code=None, error_message=None))
 
 
 @lru_cache(maxsize=1)
+def _claim_row():
+    return _claim().returning(*Job.__table__.c)
+
+
+@lru_cache(maxsize=1)
 def _claim_with_document():
-    claimed = _claim().returning(*Job.__table__.c).cte("claimed")
-    job = aliased(Job, claimed)
-    return select(job, Document).join(Document, Document.sha256 == job.document_sha256)
+    claimed = _claim_row().cte("claimed")
+    documents = Document.__table__
+    return select(*claimed.c, *documents.c).join_from(claimed, documents,
+                                                      documents.c.sha256 == claimed.c.document_sha256)
 
 
 def _claim_values(job_id: str, stale_after: int, worker: str | None) -> dict:
@@ -87,29 +98,61 @@ def succeeded_row(session: Session, job_id: str, attempt: int, decision: Decisio
     """Finish the job and add its decision (the caller commits); the finished row as updated, so
     that what follows in the transaction (the event, metrics) needs no SELECT of the job, or None
     when this attempt no longer owns the job: nothing is written. A second decision of the same
-    analysis round (a redelivery) fails at flush with IntegrityError (one per job and origin
-    "analysis:<round>")."""
+    analysis round (a redelivery) fails with IntegrityError (one per job and origin
+    "analysis:<round>").
+
+    Two Core statements built once, and the rows they return put in the session as if loaded:
+    the ORM's bulk UPDATE and unit of work cost more CPU than the database spent on the job."""
     now = utcnow()
-    job = session.scalars(_succeeded(), {"job_id": job_id, "attempt": attempt, "finished_at": now,
-                                         **{f"set_{name}": value for name, value
-                                            in queue_values(decision.decision, decision.fields, now).items()}},
-                          execution_options={"populate_existing": True}).first()
-    if job is None:
+    connection = session.connection()
+    row = connection.execute(_succeeded(), {"job_id": job_id, "attempt": attempt, "finished_at": now,
+                                            **{f"set_{name}": value for name, value
+                                               in queue_values(decision.decision, decision.fields, now).items()}}
+                             ).first()
+    if row is None:
         return None
-    decision.tenant_id, decision.origin = job.tenant_id, f"analysis:{job.analysis_round}"
-    session.add(decision)
-    session.flush()
+    job = as_loaded(session, Job, row._asdict())
+    decision.tenant_id, decision.origin, decision.created_at = job.tenant_id, f"analysis:{job.analysis_round}", now
+    values = {column.key: getattr(decision, column.key) for column in _DECISION_COLUMNS}
+    decision.id = connection.execute(_add_decision(), values).scalar_one()
+    as_loaded(session, Decision, {**values, "id": decision.id}, instance=decision)
     return job
+
+
+def as_loaded(session: Session, model, values: dict, instance=None):
+    """A row read by a Core statement as the ORM instance a query would have loaded: in the
+    session, nothing pending (`instance`: a new object to use, its values already these).
+    The values go straight into the instance's dict, as the ORM's own loader puts them: setting
+    them one by one through the constructor cost as much as the ORM query this replaces."""
+    if instance is None:
+        instance = model.__mapper__.class_manager.new_instance()
+    instance.__dict__.update(values)
+    make_transient_to_detached(instance)
+    if instance_state(instance).key in session.identity_map:  # already loaded in this session
+        return session.merge(instance, load=False)
+    session.add(instance)
+    return instance
 
 
 @lru_cache(maxsize=1)
 def _succeeded():
-    # Built once with bound parameters (the queue columns' names are queue_values' keys).
+    # Built once with bound parameters (the queue columns' names are queue_values' keys; an
+    # UPDATE takes a parameter named like a column as a value to set, hence the `set_` prefix).
+    jobs = Job.__table__
     columns = queue_values("approve", {}, utcnow())
-    return (update(Job).where(_owned(bindparam("job_id"), bindparam("attempt")))
+    return (update(jobs).where(_owned(bindparam("job_id"), bindparam("attempt")))
             .values(status="succeeded", finished_at=bindparam("finished_at"),
                     **{name: bindparam(f"set_{name}") for name in columns})
-            .returning(Job))
+            .returning(*jobs.c))
+
+
+_DECISION_COLUMNS = [column for column in Decision.__table__.c if column.key != "id"]
+
+
+@lru_cache(maxsize=1)
+def _add_decision():
+    decisions = Decision.__table__
+    return insert(decisions).returning(decisions.c.id)
 
 
 def mark_failed(session: Session, job_id: str, code: str, message: str, attempt: int | None = None) -> bool:

@@ -2,12 +2,13 @@
 (photographed twice, rescanned, re-saved as another format) that byte hashes miss."""
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import timedelta
+from functools import lru_cache
 
 import imagehash
 import numpy as np
 from PIL import Image
-from sqlalchemy import cast, func, literal, select, update
+from sqlalchemy import Integer, String, bindparam, cast, func, literal, select, update
 from sqlalchemy.dialects.postgresql import BIT
 from sqlalchemy.orm import Session
 
@@ -35,14 +36,25 @@ def perceptual_hash(image: Image.Image) -> str:
 def record_hash(session: Session, document: Document, phash: str) -> None:
     """Keep a hash just computed: on the document, and on every job of it that has no copy yet
     (the one being checked among them). One statement on Postgres. The caller commits."""
-    hashed = update(Document).where(Document.sha256 == document.sha256).values(phash=phash)
-    copies = (update(Job).where(Job.document_sha256 == document.sha256, Job.phash.is_(None)).values(phash=phash)
-              .execution_options(synchronize_session=False))
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(copies.add_cte(hashed.cte("hashed")))
+    values = {"of_document": document.sha256, "new_hash": phash}
+    connection = session.connection()  # Core statements built once: no ORM unit of work, no cache key per job
+    if connection.dialect.name == "postgresql":
+        connection.execute(_record_hash()[0], values)
     else:  # SQLite has no UPDATE inside WITH
-        session.execute(hashed)
-        session.execute(copies)
+        for statement in _record_hash()[1:]:
+            connection.execute(statement, values)
+
+
+@lru_cache(maxsize=1)
+def _record_hash():
+    """(the Postgres statement, then SQLite's two) with bound `of_document` and `new_hash` (an
+    UPDATE takes a parameter named like a column as a value to set: these names are no column's)."""
+    documents, jobs = Document.__table__, Job.__table__
+    hashed = (update(documents).where(documents.c.sha256 == bindparam("of_document"))
+              .values(phash=bindparam("new_hash")))
+    copies = (update(jobs).where(jobs.c.document_sha256 == bindparam("of_document"), jobs.c.phash.is_(None))
+              .values(phash=bindparam("new_hash")))
+    return copies.add_cte(hashed.cte("hashed")), hashed, copies
 
 
 def hamming(target: str, others: list[str]) -> np.ndarray:
@@ -55,24 +67,40 @@ def earlier_near_duplicates(session: Session, job: Job, phash: str, max_distance
                             window_days: int = 365) -> list[str]:
     """Ids of this tenant's earlier jobs (within `window_days`, the newest SCAN_LIMIT of them)
     whose first page is within max_distance bits, nearest first."""
-    since: datetime = job.created_at - timedelta(days=window_days)
-    recent = (select(Job.id, Job.created_at, Job.phash)  # each job's copy of its document's hash
-              .where(Job.tenant_id == job.tenant_id, Job.id != job.id, Job.created_at <= job.created_at,
-                     Job.created_at >= since, Job.phash.is_not(None))
-              .order_by(Job.created_at.desc()).limit(SCAN_LIMIT))
-    if session.get_bind().dialect.name == "postgresql":
+    values = {"tenant_id": job.tenant_id, "job_id": job.id, "created_at": job.created_at,
+              "since": job.created_at - timedelta(days=window_days)}
+    connection = session.connection()
+    if connection.dialect.name == "postgresql":
         # The distances are computed where the rows are: only the near ones travel (a busy
         # tenant's scan is 5,000 rows, which cost the worker more than the rest of the job).
-        recent = recent.subquery()
-        distance = func.bit_count(_bits(recent.c.phash).op("#")(_bits(literal(phash))))
-        return list(session.scalars(select(recent.c.id).where(distance <= max_distance)
-                                    .order_by(distance, recent.c.created_at.desc())))
-    rows = session.execute(recent).all()
+        return list(connection.execute(_near_on_postgres(), {**values, "phash": phash, "max_distance": max_distance})
+                    .scalars())
+    rows = connection.execute(_recent(), values).all()
     if not rows:
         return []
     distances = hamming(phash, [row.phash for row in rows])
     near = np.flatnonzero(distances <= max_distance)
     return [rows[i].id for i in near[np.argsort(distances[near], kind="stable")]]
+
+
+@lru_cache(maxsize=1)
+def _recent():
+    """The tenant's newest SCAN_LIMIT hashed jobs before this one, each with its copy of its
+    document's hash. Built once with bound parameters: building it cost more than running it."""
+    jobs = Job.__table__
+    return (select(jobs.c.id, jobs.c.created_at, jobs.c.phash)
+            .where(jobs.c.tenant_id == bindparam("tenant_id"), jobs.c.id != bindparam("job_id"),
+                   jobs.c.created_at <= bindparam("created_at"), jobs.c.created_at >= bindparam("since"),
+                   jobs.c.phash.is_not(None))
+            .order_by(jobs.c.created_at.desc()).limit(SCAN_LIMIT))
+
+
+@lru_cache(maxsize=1)
+def _near_on_postgres():
+    recent = _recent().subquery()
+    distance = func.bit_count(_bits(recent.c.phash).op("#")(_bits(bindparam("phash", type_=String))))
+    return (select(recent.c.id).where(distance <= bindparam("max_distance", type_=Integer))
+            .order_by(distance, recent.c.created_at.desc()))
 
 
 def _bits(hex_hash):

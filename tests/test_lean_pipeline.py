@@ -235,3 +235,56 @@ def test_the_worker_decides_once_with_the_claim_reading_the_job(tmp_path, postgr
     assert phash is not None and done.phash == phash  # the job's copy, for the near-duplicate scan
     again = api.submit(7300, analyzer="bench-instant")  # the same bytes: the new job carries the hash at once
     assert row(settings, again.get_json()["id"]).phash == done.phash
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database_url(request, tmp_path):
+    """A migrated database with tenant acme, on both: the claim and finish differ by dialect."""
+    from tests import services
+
+    drop = None
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'rows.db'}"
+    else:
+        url, drop = services.fresh_database(request.getfixturevalue("postgres_admin_url"))
+    upgrade(url)
+    with session_scope(url) as session:
+        session.add(Tenant(id="acme", webhook_secret="whsec_x"))
+    yield url
+    get_engine(url).dispose()
+    if drop:
+        drop()
+
+
+def test_claimed_and_finished_rows_come_back_as_if_loaded(database_url):
+    """The claim's and the finish's Core statements hand back ORM rows as a query would: in the
+    session, nothing pending, unloaded relationships loading on use, and equal to what is stored."""
+    from db import jobs as stored
+
+    rule = load_rules(default_rules_dir())["contract_review"]
+    with session_scope(database_url) as session:
+        job_id = submission.new_job(session, _document(session, 3), rule, "c.png", tenant_id="acme").id
+    with session_scope(database_url) as session:
+        job, document = stored.claim_with_document(session, job_id, 360, "host:1:aa")
+        assert job in session and document in session and not session.new and not session.dirty
+        assert (job.status, job.attempts, job.worker, document.storage_path) == ("running", 1, "host:1:aa", "x/3")
+        assert job.document is document and job.decision is None  # relationships load on use
+        session.commit()
+    with session_scope(database_url) as session:
+        decision = Decision(job_id=job_id, decision="reject", fields={"total": "9.50"}, reasons=[{"rule": "r"}],
+                            confidence={}, evidence={}, rule_name=rule.name, rule_version=rule.version,
+                            analyzer="ocr", model="m", timings={"rules_s": 0.001})
+        finished = stored.succeeded_row(session, job_id, 1, decision)
+        assert finished in session and decision in session and not session.new and not session.dirty
+        assert finished.status == "succeeded" and finished.finished_at is not None
+        assert decision.id is not None and decision.origin == "analysis:0" and decision.tenant_id == "acme"
+        session.commit()
+    with session_scope(database_url) as session:
+        stored_job = session.get(Job, job_id)
+        assert (stored_job.status, stored_job.current_decision) == ("succeeded", "reject")
+        assert stored_job.decision.id == decision.id and stored_job.decision.fields == {"total": "9.50"}
+    with session_scope(database_url) as session:  # another attempt's finish writes nothing
+        assert stored.succeeded_row(session, job_id, 2, Decision(job_id=job_id, decision="approve", fields={},
+                                    reasons=[], confidence={}, evidence={}, rule_name=rule.name,
+                                    rule_version=rule.version, analyzer="ocr", timings={})) is None
+        assert not session.new

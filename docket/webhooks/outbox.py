@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import logging
 import uuid
+from functools import lru_cache
 from datetime import datetime, timezone
 from typing import Any, Callable, Iterable
 
-from sqlalchemy import event, select
+from sqlalchemy import bindparam, event, select
 from sqlalchemy.orm import Session
 
 from db.models import WebhookDelivery, WebhookSubscription
@@ -61,6 +62,15 @@ def _utc(now: datetime | None) -> datetime:
     return now.replace(tzinfo=timezone.utc) if now.tzinfo is None else now.astimezone(timezone.utc)
 
 
+@lru_cache(maxsize=1)
+def _active_subscriptions():
+    # Core, built once: every finished job runs it, and building it cost more than running it.
+    subscriptions = WebhookSubscription.__table__
+    return (select(subscriptions.c.id, subscriptions.c.url, subscriptions.c.event_types)
+            .where(subscriptions.c.tenant_id == bindparam("tenant_id"), subscriptions.c.active.is_(True))
+            .order_by(subscriptions.c.created_at, subscriptions.c.id))
+
+
 def record_event(session: Session, *, tenant_id: str, event_type: str, data: dict[str, Any],
                  job_id: str | None = None, batch_id: str | None = None,
                  callback_url: str | None = None, now: datetime | None = None,
@@ -80,12 +90,7 @@ def record_event(session: Session, *, tenant_id: str, event_type: str, data: dic
     targets: list[tuple[str, str | None]] = []
     if callback_url:
         targets.append((callback_url, None))
-    subscriptions = session.scalars(
-        select(WebhookSubscription)
-        .where(WebhookSubscription.tenant_id == tenant_id, WebhookSubscription.active.is_(True))
-        .order_by(WebhookSubscription.created_at, WebhookSubscription.id)
-    )
-    for sub in subscriptions:
+    for sub in session.connection().execute(_active_subscriptions(), {"tenant_id": tenant_id}):
         # event_types is a JSON list: filtered here, the same on SQLite and Postgres.
         if event_type in (sub.event_types or ()):
             targets.append((sub.url, sub.id))
