@@ -217,11 +217,23 @@ def test_the_worker_decides_once_with_the_claim_reading_the_job(tmp_path, postgr
     def count(conn, cursor, statement, *args):
         statements.append(statement.split(None, 1)[0].upper())
 
+    import psycopg._connection_base as psycopg_connection
+
+    commands = []  # what psycopg sends besides statements: BEGIN and COMMIT, each a round trip
+    send_command = psycopg_connection.BaseConnection._exec_command
+
+    def traced(self, command, *args, **kwargs):
+        commands.append(bytes(command).split(None, 1)[0].decode() if isinstance(command, bytes) else "?")
+        return send_command(self, command, *args, **kwargs)
+
+    monkeypatch.setattr(psycopg_connection.BaseConnection, "_exec_command", traced)
     event.listen(engine, "before_cursor_execute", count)
     try:
         assert tasks.analyze_job(job_id) == "succeeded"
     finally:
         event.remove(engine, "before_cursor_execute", count)
+    # The claim is one statement and commits by itself: one transaction per job, the check's.
+    assert commands == ["BEGIN", "COMMIT"], commands
     # On Postgres: the claim (an UPDATE in a WITH that also reads the document), then one transaction
     # with the near-duplicate hash (kept on the document and its jobs in one WITH) and lookup, the
     # finish, the decision and the webhook subscriptions.

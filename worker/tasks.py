@@ -12,7 +12,7 @@ from sqlalchemy import update
 from docket import database, invoice_facts, lifecycle, live, policies, recovery
 from db import jobs as job_state
 from db.models import Decision, Document, Job
-from db.session import session_scope
+from db.session import one_statement_transactions, session_scope
 from docket.config import Settings
 from docket.errors import DocumentError
 from docket.queues import ANALYZE_TASK, SWEEP_TASK
@@ -65,6 +65,7 @@ def _attempt(task, job_id: str, worker: str) -> str:
     def claim():
         # The job and its document come back with the claim: no second transaction to read them.
         with session_scope(url) as session:
+            one_statement_transactions(session)  # the claim is one statement on Postgres
             if tried:  # the connection failed last time, perhaps after the claim had committed
                 held = job_state.row_held_by(session, job_id, worker)
                 if held is not None:  # its events may not have gone out: tell them now

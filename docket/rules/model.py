@@ -59,6 +59,8 @@ class Rule:
     #: converted once. A context is used by one evaluation at a time (taken
     #: with ``list.pop``, returned with ``list.append``, both atomic).
     _contexts: list = field(default_factory=list, init=False, compare=False, repr=False)
+    #: reads_document's answers, per key: asked for every job, and the checks never change.
+    _reads: dict = field(default_factory=dict, init=False, compare=False, repr=False)
 
     @property
     def required_fields(self) -> tuple[str, ...]:
@@ -66,7 +68,9 @@ class Rule:
 
     def reads_document(self, key: str) -> bool:
         """Whether a check reads ``document.<key>`` (costly inputs are computed only then)."""
-        return any(re.search(rf"\bdocument\s*\.\s*{re.escape(key)}\b", c.expr) for c in self.checks)
+        if key not in self._reads:
+            self._reads[key] = any(re.search(rf"\bdocument\s*\.\s*{re.escape(key)}\b", c.expr) for c in self.checks)
+        return self._reads[key]
 
     def validator(self) -> Draft202012Validator:
         if self._validator is None:
