@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from functools import lru_cache
 
-from sqlalchemy import and_, bindparam, func, insert, or_, select, update
+from sqlalchemy import String, and_, bindparam, cast, func, insert, literal, or_, select, true, update
 from sqlalchemy.orm import Session, make_transient_to_detached
 from sqlalchemy.orm.attributes import instance_state
 
@@ -101,21 +101,34 @@ def succeeded_row(session: Session, job_id: str, attempt: int, decision: Decisio
     analysis round (a redelivery) fails with IntegrityError (one per job and origin
     "analysis:<round>").
 
-    Two Core statements built once, and the rows they return put in the session as if loaded:
-    the ORM's bulk UPDATE and unit of work cost more CPU than the database spent on the job."""
+    Core statements built once, and the rows they return put in the session as if loaded: the
+    ORM's bulk UPDATE and unit of work cost more CPU than the database spent on the job. On
+    Postgres the decision's INSERT rides in the finish's statement (an UPDATE and an INSERT in a
+    WITH: one round trip); SQLite has no UPDATE inside WITH, so there it is two."""
     now = utcnow()
     connection = session.connection()
-    row = connection.execute(_succeeded(), {"job_id": job_id, "attempt": attempt, "finished_at": now,
-                                            **{f"set_{name}": value for name, value
-                                               in queue_values(decision.decision, decision.fields, now).items()}}
-                             ).first()
-    if row is None:
-        return None
-    job = as_loaded(session, Job, row._asdict())
-    decision.tenant_id, decision.origin, decision.created_at = job.tenant_id, f"analysis:{job.analysis_round}", now
-    values = {column.key: getattr(decision, column.key) for column in _DECISION_COLUMNS}
-    decision.id = connection.execute(_add_decision(), values).scalar_one()
-    as_loaded(session, Decision, {**values, "id": decision.id}, instance=decision)
+    finish = {"job_id": job_id, "attempt": attempt, "finished_at": now,
+              **{f"set_{name}": value for name, value in queue_values(decision.decision, decision.fields, now).items()}}
+    decision.created_at = now
+    stated = {column.key: getattr(decision, column.key) for column in _STATED_DECISION_COLUMNS}
+    if connection.dialect.name == "postgresql":
+        row = connection.execute(_succeeded_with_decision(), {**finish, **{f"d_{k}": v for k, v in stated.items()}}
+                                 ).first()
+        if row is None:
+            return None
+        width = len(Job.__table__.c)  # the job's columns, then the decision's id
+        job, decision_id = as_loaded(session, Job, dict(zip(Job.__table__.c.keys(), row[:width]))), row[width]
+    else:
+        row = connection.execute(_succeeded(), finish).first()
+        if row is None:
+            return None
+        job, decision_id = as_loaded(session, Job, row._asdict()), None
+    decision.tenant_id, decision.origin = job.tenant_id, f"analysis:{job.analysis_round}"
+    values = {**stated, "tenant_id": decision.tenant_id, "origin": decision.origin}
+    if decision_id is None:
+        decision_id = connection.execute(_add_decision(), values).scalar_one()
+    decision.id = decision_id
+    as_loaded(session, Decision, {**values, "id": decision_id}, instance=decision)
     return job
 
 
@@ -146,13 +159,32 @@ def _succeeded():
             .returning(*jobs.c))
 
 
-_DECISION_COLUMNS = [column for column in Decision.__table__.c if column.key != "id"]
+# The decision's columns its maker states; the finished job gives its tenant and origin.
+_STATED_DECISION_COLUMNS = [column for column in Decision.__table__.c if column.key not in ("id", "tenant_id", "origin")]
 
 
 @lru_cache(maxsize=1)
 def _add_decision():
     decisions = Decision.__table__
     return insert(decisions).returning(decisions.c.id)
+
+
+@lru_cache(maxsize=1)
+def _succeeded_with_decision():
+    """Postgres: the finish's UPDATE and the decision's INSERT in one statement. The decision
+    takes its tenant and origin from the row the UPDATE returns, so no row is added when the
+    attempt no longer owns the job; the job's columns come back, then the decision's id."""
+    decisions = Decision.__table__
+    finished = _succeeded().cte("finished")
+    stated = [column.key for column in _STATED_DECISION_COLUMNS]
+    added = (insert(decisions)
+             .from_select(["tenant_id", "origin", *stated],
+                          select(finished.c.tenant_id,
+                                 literal("analysis:") + cast(finished.c.analysis_round, String),
+                                 *[bindparam(f"d_{column.key}", type_=column.type) for column in _STATED_DECISION_COLUMNS]))
+             .returning(decisions.c.id)
+             .cte("added"))
+    return select(*finished.c, added.c.id).select_from(finished).join(added, true())
 
 
 def mark_failed(session: Session, job_id: str, code: str, message: str, attempt: int | None = None) -> bool:
