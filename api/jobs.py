@@ -36,7 +36,7 @@ def create_job():
     doc = intake.single_document(settings.max_upload_bytes)
     session = context.db()
     document = submission.store_document(session, settings, doc.stream, doc.filename)
-    fp = idempotency.fingerprint("POST /v1/jobs", rule.name, opts, doc.filename, document.sha256)
+    fp = idempotency.fingerprint("POST /v1/jobs", rule.name, opts, doc.filename, document.sha256) if key else None
     if key and (earlier := idempotency.replay(session, tenant, key, fp)):
         return earlier
     cached = (submission.cached_decision(session, tenant, document.sha256, rule, opts["analyzer"])

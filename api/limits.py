@@ -5,9 +5,10 @@ import hashlib
 import threading
 import time
 
-from flask import current_app, request, session
+from flask import current_app, g, has_request_context, request, session
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
+from limits.storage import RedisStorage
 from sqlalchemy import func, select
 
 from api import context
@@ -26,9 +27,56 @@ def rate_key() -> str:
     return "ip:" + get_remote_address()
 
 
+class CountingRedisStorage(RedisStorage):
+    """limits' Redis storage, plus: a request's counter increment also returns the counter's TTL,
+    and both are remembered for the rest of the request. The X-RateLimit-* headers flask-limiter
+    adds to every response then need no GET and TTL of their own (three Redis round trips per
+    request became one); they say what the request's own increment left, as documented ("remaining
+    after deduction for the current request"). The same counters, keys, expiry and limits."""
+
+    STORAGE_SCHEME = ["docket+redis", "docket+rediss"]
+
+    INCR_EXPIRE_TTL = """
+        local amount = tonumber(ARGV[2])
+        local current = redis.call("incrby", KEYS[1], amount)
+        if tonumber(current) == amount then
+            redis.call("expire", KEYS[1], ARGV[1])
+        end
+        return {current, redis.call("ttl", KEYS[1])}
+    """
+
+    def __init__(self, uri: str, **options):
+        super().__init__(uri.removeprefix("docket+"), **options)
+
+    def initialize_storage(self, uri: str) -> None:
+        super().initialize_storage(uri)
+        self.lua_incr_expire_ttl = self.get_connection().register_script(self.INCR_EXPIRE_TTL)
+
+    def incr(self, key: str, expiry: int, amount: int = 1) -> int:
+        current, ttl = self.lua_incr_expire_ttl([self.prefixed_key(key)], [expiry, amount])
+        if has_request_context():
+            g.setdefault("rate_counters", {})[key] = (int(current), max(ttl, 0) + time.time())
+        return int(current)
+
+    def _seen(self, key: str):
+        return g.get("rate_counters", {}).get(key) if has_request_context() else None
+
+    def get(self, key: str) -> int:
+        seen = self._seen(key)
+        return seen[0] if seen else super().get(key)
+
+    def get_expiry(self, key: str) -> float:
+        seen = self._seen(key)
+        return seen[1] if seen else super().get_expiry(key)
+
+
+def _counting(storage_uri: str) -> str:
+    return "docket+" + storage_uri if storage_uri.startswith(("redis://", "rediss://")) else storage_uri
+
+
 def init_limits(app, settings, storage_uri: str) -> Limiter:
     """One limiter per app: a default budget per key on every route, a tighter one on submissions."""
-    limiter = Limiter(key_func=rate_key, app=app, storage_uri=storage_uri,
+    limiter = Limiter(key_func=rate_key, app=app, storage_uri=_counting(storage_uri),
                       storage_options={"socket_connect_timeout": 1, "socket_timeout": 2},
                       default_limits=[settings.rate_limit], headers_enabled=True, key_prefix="docket-limits",
                       # Redis down must not take the API down: the broker-down path still records jobs.

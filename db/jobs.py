@@ -7,11 +7,11 @@ from datetime import datetime, timedelta
 from functools import lru_cache
 
 from sqlalchemy import String, and_, bindparam, cast, func, insert, literal, or_, select, true, update
-from sqlalchemy.orm import Session, make_transient_to_detached
-from sqlalchemy.orm.attributes import instance_state
+from sqlalchemy.orm import Session
 
 from db.models import Decision, Document, Job, utcnow
 from db.review_queue import queue_values
+from db.rows import as_loaded
 
 TERMINAL = ("succeeded", "failed")
 
@@ -130,21 +130,6 @@ def succeeded_row(session: Session, job_id: str, attempt: int, decision: Decisio
     decision.id = decision_id
     as_loaded(session, Decision, {**values, "id": decision_id}, instance=decision)
     return job
-
-
-def as_loaded(session: Session, model, values: dict, instance=None):
-    """A row read by a Core statement as the ORM instance a query would have loaded: in the
-    session, nothing pending (`instance`: a new object to use, its values already these).
-    The values go straight into the instance's dict, as the ORM's own loader puts them: setting
-    them one by one through the constructor cost as much as the ORM query this replaces."""
-    if instance is None:
-        instance = model.__mapper__.class_manager.new_instance()
-    instance.__dict__.update(values)
-    make_transient_to_detached(instance)
-    if instance_state(instance).key in session.identity_map:  # already loaded in this session
-        return session.merge(instance, load=False)
-    session.add(instance)
-    return instance
 
 
 @lru_cache(maxsize=1)

@@ -154,3 +154,54 @@ def test_a_server_refuses_a_key_revoked_with_the_cli_at_once(server):
             for _ in range(2)] == [200, 200]
     subprocess.run([DOCKET, "keys", "revoke", key], env=server.env, cwd=ROOT, check=True, capture_output=True)
     assert requests.get(f"{server.url}/v1/jobs", headers=headers, timeout=5).status_code == 401
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def any_settings(request, settings, redis_url):
+    """The embedded default (SQLite) and Postgres, each with this run's Redis."""
+    if request.param == "postgres":
+        return request.getfixturevalue("pg_settings")
+    broker.access_stamp(redis_url, 5.0)
+    return dataclasses.replace(settings, redis_url=redis_url)
+
+
+def test_a_submission_is_three_statements_and_answers_the_whole_job(any_settings):
+    """The document and the job are inserted and their objects built without reading them back
+    (nothing lazily loaded for the response), and the job is marked enqueued after its message."""
+    from sqlalchemy import event
+
+    from db.session import get_engine
+
+    client = make_app(any_settings).test_client()
+    headers = new_key(any_settings, "hot-g")
+    assert submitted_version(client, headers, 10)  # warm: the key and the tenant's rules cached
+    statements: list[str] = []
+
+    def record(conn, cursor, statement, *args):
+        statements.append(" ".join(statement.split()[:3]).upper())
+
+    engine = get_engine(any_settings.database_url)
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        data = encode(receipt_image(date(2026, 3, 1)), "PNG")
+        resp = client.post("/v1/jobs", data={"file": (io.BytesIO(data), "r\xe9.png"), "rule": "expense_policy"},
+                           content_type="multipart/form-data", headers=headers)
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    assert resp.status_code == 202, resp.get_json()
+    assert statements == ["INSERT INTO DOCUMENTS", "INSERT INTO JOBS", "UPDATE JOBS SET"]
+    body = resp.get_json()
+    assert resp.headers["Location"].endswith(f"/v1/jobs/{body['id']}")
+    assert body["status"] == "queued" and body["attempts"] == 0 and body["filename"] == "r\xe9.png"
+    assert body["document"] == {"sha256": body["document"]["sha256"], "mime_type": "image/png", "size": len(data),
+                                "page_count": 1}
+    assert body["created_at"].endswith("+00:00") and body["started_at"] is None and body["error"] is None
+    assert body["decision"] is None and body["cached_from"] is None and body["second_look"] is None
+    with session_scope(any_settings.database_url) as s:
+        job = s.get(Job, body["id"])
+        assert job.enqueued_at is not None and job.analysis_round == 0 and job.review_rank == 1
+        assert job.document.original_filename == "r\xe9.png"
+    # The same bytes again: the document row is found, not inserted twice.
+    again = client.post("/v1/jobs", data={"file": (io.BytesIO(data), "b.png"), "rule": "expense_policy"},
+                        content_type="multipart/form-data", headers=headers)
+    assert again.status_code == 202 and again.get_json()["document"] == body["document"]

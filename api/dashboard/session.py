@@ -10,6 +10,7 @@ import functools
 from datetime import timedelta
 
 from flask import abort, g, redirect, request, session, url_for
+from flask.sessions import SecureCookieSessionInterface
 
 from api import context
 from api.auth import Principal
@@ -23,10 +24,21 @@ class SignInRefused(Exception):
     pass
 
 
+class CookieSessions(SecureCookieSessionInterface):
+    """Flask's signed-cookie sessions, minus building a signing serializer for every request that
+    has no session cookie at all (every API call, which authenticates with a bearer key)."""
+
+    def open_session(self, app, request):
+        if app.secret_key and not request.cookies.get(self.get_cookie_name(app)):
+            return self.session_class()  # what Flask's open_session returns then
+        return super().open_session(app, request)
+
+
 def configure(app, settings) -> None:
     from docket.session_key import session_key
 
     app.secret_key = session_key(settings)
+    app.session_interface = CookieSessions()
     app.config.update(
         SESSION_COOKIE_NAME="docket_session",
         SESSION_COOKIE_HTTPONLY=True,
