@@ -49,6 +49,8 @@ def create_celery(settings: Settings, broker_url: str | None = None, *, fail_fas
     url = broker_url or settings.redis_url or "redis://127.0.0.1:6379/0"
     app = Celery("docket", broker=url, include=TASK_MODULES)
     app.conf.update(
+        # kombu's Redis transport, holding its client object (docket/broker_transport.py).
+        broker_transport="docket.broker_transport:Transport" if url.startswith("redis://") else None,
         task_default_queue=CPU_QUEUE,
         task_acks_late=True,
         task_reject_on_worker_lost=True,

@@ -199,6 +199,41 @@ def test_a_held_producer_is_reused_and_one_that_failed_is_closed():
     assert len(celery.connections) == 2  # a fresh producer after the failure
 
 
+def test_docket_publishes_and_acknowledges_on_one_redis_client_per_channel(redis_url, monkeypatch):
+    """kombu builds a redis.Redis per publish and per ack; Docket's transport keeps one per
+    channel (docket/broker_transport.py). Messages still go out, arrive and are acknowledged."""
+    import redis as redis_py
+
+    from docket.broker_transport import Transport
+    from docket.queues import create_celery
+
+    made = []
+    real_init = redis_py.Redis.__init__
+
+    def counted(self, *args, **kwargs):
+        made.append(self)
+        real_init(self, *args, **kwargs)
+
+    celery = create_celery(Settings.from_env(), redis_url)
+    queue = "lean-transport-test"
+    with celery.connection_for_write() as connection:
+        assert isinstance(connection.transport, Transport)
+        monkeypatch.setattr(redis_py.Redis, "__init__", counted)
+        with connection.Producer() as producer:
+            for n in range(20):
+                celery.send_task("docket.test.noop", args=[n], queue=queue, producer=producer)
+        assert len(made) <= 3, len(made)  # a client per channel, where kombu made one per message
+        received = []
+        with connection.SimpleQueue(queue) as messages:
+            for _ in range(20):
+                message = messages.get(timeout=5)
+                received.append(message.payload[0][0])
+                message.ack()
+        assert sorted(received) == list(range(20))
+        assert len(made) <= 4, len(made)  # and one per ack
+    monkeypatch.undo()
+
+
 def test_the_worker_decides_once_with_the_claim_reading_the_job(tmp_path, postgres_url, redis_url, monkeypatch):
     """In process: analyze_job on the claim's rows; a redelivered message is skipped."""
     env_for(tmp_path, postgres_url, redis_url, monkeypatch)
