@@ -176,7 +176,7 @@ def run_pipeline(env: dict, n: int, concurrency: int, clients: int, api_server: 
     if api_server == "gunicorn":  # the production shape (docker-compose.yml): 2 processes x 4 threads
         command = [str(BIN / "gunicorn"), "--bind", f"127.0.0.1:{port}", "--workers", "2", "--threads", "4",
                    "--log-level", "warning", "api:create_app()"]
-    else:  # `docket serve`'s single-process development server
+    else:  # `docket serve`: one process (waitress) with its own worker disabled
         command = [str(BIN / "docket"), "serve", "--port", str(port), "--workers", "0"]
     api = subprocess.Popen(command, env=env, cwd=ROOT, start_new_session=True, stderr=subprocess.DEVNULL)
     worker = subprocess.Popen([str(BIN / "docket"), "worker", "--concurrency", str(concurrency)], env=env,
@@ -247,7 +247,7 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=2)
     parser.add_argument("--clients", type=int, default=4)
     parser.add_argument("--api", choices=("gunicorn", "dev"), default="dev",
-                        help="API server: docket serve's dev server (default), or gunicorn as deployed")
+                        help="API server: docket serve (default; one waitress process), or gunicorn as deployed")
     parser.add_argument("--batch-files", type=int, default=1000,
                         help="files in the one POST /v1/batches measured after the run (0: skip)")
     args = parser.parse_args()

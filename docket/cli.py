@@ -125,23 +125,29 @@ def webhooks_secret(tenant: str) -> None:
 @click.option("--workers", default=1, show_default=True, type=int, help="Worker processes' concurrency (0: none).")
 def serve(host: str, port: int, workers: int) -> None:
     """Run the API and a worker; embedded Redis and SQLite when nothing is configured."""
-    from werkzeug.serving import run_simple
+    from waitress import serve as serve_wsgi
 
     from api import create_app
     from docket.runtime import local_stack
 
-    from docket import metrics
+    from docket import live, metrics
 
     # SIGTERM (docker stop, a supervisor) must unwind like Ctrl-C so started servers stop.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     # The API and the worker it starts write their samples to one folder: /metrics shows both.
     metrics.configure(Settings.from_env().data_dir, fresh=True)
+    # Waitress, a production WSGI server, in place of Werkzeug's development server (which
+    # parsed every request's headers through the email package and cost a sixth of the API's
+    # CPU per submission). Its threads are a fixed pool: event streams and waits may hold all
+    # but a reserve of them (docket/live.py), so ordinary requests always find one.
+    threads = live.server_threads()
     with local_stack(Settings.from_env(), workers=workers) as settings:
         app = create_app(settings)
         click.echo(f"Docket API on http://{host}:{port}  (database {_redact(settings.database_url)}, "
                    f"broker {settings.redis_url})", err=True)
         try:
-            run_simple(host, port, app, threaded=True)
+            serve_wsgi(app, host=host, port=port, threads=threads, connection_limit=max(1000, 4 * threads),
+                       ident="Docket")
         except KeyboardInterrupt:
             pass
 

@@ -163,7 +163,18 @@ class _Holds:
 
 
 _holds = _Holds()
-DEFAULT_LIVE_LIMIT = 256  # `docket serve` (a thread per connection): 200 streams and some waits
+DEFAULT_LIVE_LIMIT = 256  # `docket serve`: 200 streams and some waits
+
+
+def server_threads() -> int:
+    """`docket serve`'s thread count (DOCKET_API_THREADS, else room for DEFAULT_LIVE_LIMIT long-lived
+    requests and a reserve); sets DOCKET_LIVE_LIMIT to match unless it is set already."""
+    threads = int(os.environ.get("DOCKET_API_THREADS") or 0)
+    if not threads:
+        threads = int(os.environ.get("DOCKET_LIVE_LIMIT") or DEFAULT_LIVE_LIMIT) + 32
+    if not os.environ.get("DOCKET_LIVE_LIMIT"):
+        os.environ["DOCKET_LIVE_LIMIT"] = str(max(0, threads - max(2, threads // 8)))
+    return threads
 RETRY_AFTER_S = 5
 
 

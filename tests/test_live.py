@@ -420,3 +420,20 @@ def test_more_subscriptions_than_redis_default_pool(redis_url):
     finally:
         for sub in subs:
             sub.close()
+
+
+def test_docket_serve_keeps_threads_for_ordinary_requests(monkeypatch):
+    """`docket serve` (waitress: a fixed pool of threads) lets long-lived requests hold all but an
+    eighth of its threads, unless DOCKET_LIVE_LIMIT says otherwise."""
+    import os
+
+    from docket.live import server_threads
+
+    monkeypatch.delenv("DOCKET_API_THREADS", raising=False)
+    monkeypatch.delenv("DOCKET_LIVE_LIMIT", raising=False)
+    assert server_threads() == 288 and os.environ["DOCKET_LIVE_LIMIT"] == "252"
+    monkeypatch.setenv("DOCKET_API_THREADS", "16")
+    monkeypatch.delenv("DOCKET_LIVE_LIMIT")
+    assert server_threads() == 16 and os.environ["DOCKET_LIVE_LIMIT"] == "14"
+    monkeypatch.setenv("DOCKET_LIVE_LIMIT", "5")  # an explicit setting wins
+    assert server_threads() == 16 and os.environ["DOCKET_LIVE_LIMIT"] == "5"
