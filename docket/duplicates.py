@@ -24,6 +24,9 @@ def read_by(rule) -> bool:
     return rule.reads_document("near_duplicate") or rule.reads_document("duplicate_of")
 
 
+NEAREST = 1  # what `facts` reads of the earlier near-duplicates
+
+
 def facts(earlier: list[str]) -> dict:
     """The `document` keys CEL checks read: `near_duplicate` and the nearest `duplicate_of`."""
     return {"near_duplicate": bool(earlier), "duplicate_of": earlier[0] if earlier else ""}
@@ -64,23 +67,25 @@ def hamming(target: str, others: list[str]) -> np.ndarray:
 
 
 def earlier_near_duplicates(session: Session, job: Job, phash: str, max_distance: int, *,
-                            window_days: int = 365) -> list[str]:
+                            window_days: int = 365, most: int = SCAN_LIMIT) -> list[str]:
     """Ids of this tenant's earlier jobs (within `window_days`, the newest SCAN_LIMIT of them)
-    whose first page is within max_distance bits, nearest first."""
+    whose first page is within max_distance bits, nearest first; at most `most` of them (the
+    checks read the nearest only, and a tenant of look-alike documents, such as blank pages,
+    has thousands)."""
     values = {"tenant_id": job.tenant_id, "job_id": job.id, "created_at": job.created_at,
               "since": job.created_at - timedelta(days=window_days)}
     connection = session.connection()
     if connection.dialect.name == "postgresql":
         # The distances are computed where the rows are: only the near ones travel (a busy
         # tenant's scan is 5,000 rows, which cost the worker more than the rest of the job).
-        return list(connection.execute(_near_on_postgres(), {**values, "phash": phash, "max_distance": max_distance})
-                    .scalars())
+        return list(connection.execute(_near_on_postgres(), {**values, "phash": phash, "max_distance": max_distance,
+                                                             "most": most}).scalars())
     rows = connection.execute(_recent(), values).all()
     if not rows:
         return []
     distances = hamming(phash, [row.phash for row in rows])
     near = np.flatnonzero(distances <= max_distance)
-    return [rows[i].id for i in near[np.argsort(distances[near], kind="stable")]]
+    return [rows[i].id for i in near[np.argsort(distances[near], kind="stable")][:most]]
 
 
 @lru_cache(maxsize=1)
@@ -100,7 +105,7 @@ def _near_on_postgres():
     recent = _recent().subquery()
     distance = func.bit_count(_bits(recent.c.phash).op("#")(_bits(bindparam("phash", type_=String))))
     return (select(recent.c.id).where(distance <= bindparam("max_distance", type_=Integer))
-            .order_by(distance, recent.c.created_at.desc()))
+            .order_by(distance, recent.c.created_at.desc()).limit(bindparam("most", type_=Integer)))
 
 
 def _bits(hex_hash):

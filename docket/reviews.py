@@ -58,8 +58,8 @@ def policy_on(session: Session, job: Job, fields: dict[str, Any], rule: Rule, du
     facts: dict[str, Any] = {"text": job.decision.text or "", "pages": document.page_count,
                              "mime_type": document.mime_type, "filename": job.filename or ""}
     if document.phash and duplicates.read_by(rule):
-        facts.update(duplicates.facts(duplicates.earlier_near_duplicates(session, job, document.phash,
-                                                                          duplicate_distance)))
+        facts.update(duplicates.facts(duplicates.earlier_near_duplicates(
+            session, job, document.phash, duplicate_distance, most=duplicates.NEAREST)))
     qr = (job.decision.model_output or {}).get("qr")
     facts.update(invoice_facts.facts(session, job, fields, qr, with_history=invoice_facts.reads_history(rule)))
     verdict = evaluate(rule, fields, facts, now=as_utc(job.created_at))

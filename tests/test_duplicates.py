@@ -88,6 +88,7 @@ def test_high_bits_count_and_equal_distances_come_newest_first(session):
     current = _job(session, "acme", f"{base:016x}", now, 4)
     assert earlier_near_duplicates(session, current, f"{base:016x}", 1) == [same.id, newer.id, older.id]
     assert earlier_near_duplicates(session, current, f"{base:016x}", 0) == [same.id]
+    assert earlier_near_duplicates(session, current, f"{base:016x}", 1, most=2) == [same.id, newer.id]  # the nearest
 
 
 def test_only_policies_that_read_the_flag_pay_for_it():

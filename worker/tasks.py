@@ -238,7 +238,8 @@ def _near_duplicates(session, job: Job, document: Document, first_page) -> list[
     elif job.phash is None:  # submitted while another job was computing it: this job's copy
         session.execute(update(Job).where(Job.id == job.id).values(phash=phash)
                         .execution_options(synchronize_session=False))
-    return duplicate_scan.earlier_near_duplicates(session, job, phash, settings.duplicate_distance)
+    return duplicate_scan.earlier_near_duplicates(session, job, phash, settings.duplicate_distance,
+                                                  most=duplicate_scan.NEAREST)
 
 
 @celery.task(name=SWEEP_TASK, acks_late=True)
