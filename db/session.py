@@ -91,8 +91,9 @@ def session_scope(url: str) -> Iterator[Session]:
 
 def one_statement_transactions(session: Session) -> None:
     """Let each statement of this session commit by itself (autocommit), on Postgres: for work
-    that is a single atomic statement (the worker's claim), the BEGIN and COMMIT around it were
-    two of its three round trips. Call before the session's first statement; the pool puts the
-    connection back to transactions when it is returned."""
+    that is a single atomic statement (the worker's claim, the API's mark that a message went
+    out), the BEGIN and COMMIT around it were two of its three round trips. Call while the
+    session has no transaction open; the pool puts the connection back to transactions when it
+    is returned."""
     if session.get_bind().dialect.name == "postgresql":
         session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})

@@ -19,6 +19,7 @@ from db import documents as documents_db
 from db.models import DEFAULT_TENANT, Batch, Decision, Document, Job, utcnow
 from db.review_queue import queue_values
 from db.rows import as_loaded
+from db.session import one_statement_transactions
 from docket import broker, database, duplicates, invoice_facts, metrics, storage
 from docket.analyzers import known, route
 from docket.config import Settings
@@ -200,7 +201,6 @@ _MARK_ENQUEUED = (update(Job.__table__).where(Job.__table__.c.id.in_(bindparam("
                   .values(enqueued_at=bindparam("now")))
 _MARK_ONE_ENQUEUED = update(Job.__table__).where(Job.__table__.c.id == bindparam("job_id")).values(
     enqueued_at=bindparam("now"))
-_AUTOCOMMIT = {"isolation_level": "AUTOCOMMIT"}
 
 
 def publish(celery: Celery, session: Session, jobs: Iterable[Job], retry_after: float | None = None) -> int:
@@ -225,10 +225,8 @@ def publish(celery: Celery, session: Session, jobs: Iterable[Job], retry_after: 
     if sent:
         try:
             now = utcnow()
-            if not session.in_transaction():
-                # One statement, atomic by itself: run it in autocommit (one round trip instead
-                # of BEGIN, UPDATE, COMMIT).
-                session.connection(execution_options=_AUTOCOMMIT)
+            if not session.in_transaction():  # one statement, atomic by itself: no BEGIN and COMMIT
+                one_statement_transactions(session)
             if len(sent) == 1:
                 session.execute(_MARK_ONE_ENQUEUED, {"job_id": sent[0].id, "now": now})
             else:
