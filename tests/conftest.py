@@ -46,6 +46,25 @@ def redis_url(throwaway) -> str:
     services.release_redis_db(url)
 
 
+@pytest.fixture(params=["sqlite", "postgres"])
+def either_database(request, tmp_path) -> str:
+    """A freshly migrated database, once on SQLite and once on Postgres (for code that differs
+    by dialect); dropped afterwards."""
+    from db.migrate import upgrade
+    from db.session import get_engine
+
+    drop = None
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'either.db'}"
+    else:
+        url, drop = services.fresh_database(request.getfixturevalue("postgres_admin_url"))
+    upgrade(url)
+    yield url
+    get_engine(url).dispose()
+    if drop:
+        drop()
+
+
 def base_env(data_dir: Path) -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith("DOCKET_")}
     env.update(DOCKET_DATA_DIR=str(data_dir), DOCKET_SWEEP_INTERVAL="1", DOCKET_LOG_LEVEL="WARNING",

@@ -7,11 +7,9 @@ from datetime import datetime, timedelta, timezone
 import imagehash
 import pytest
 
-from db.migrate import upgrade
 from db.models import Document, Job, Tenant
-from db.session import get_engine, session_factory
+from db.session import session_factory
 from docket.rules import default_rules_dir, load_rules
-from tests import services
 from tests.documents import receipt_image
 from docket.duplicates import earlier_near_duplicates, hamming, perceptual_hash, record_hash
 
@@ -34,24 +32,13 @@ def test_rescaled_receipt_is_near_and_another_receipt_is_not():
     assert hamming(original, [other])[0] > 6
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def session(request, tmp_path):
+@pytest.fixture
+def session(either_database):
     """The scan on both databases: Postgres computes the distances itself, SQLite in Python."""
-    drop = None
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'd.db'}"
-    else:
-        url, drop = services.fresh_database(request.getfixturevalue("postgres_admin_url"))
-    upgrade(url)
-    try:
-        with session_factory(url)() as s:
-            s.add_all([Tenant(id="acme", webhook_secret="whsec_x"), Tenant(id="other", webhook_secret="whsec_y")])
-            s.commit()
-            yield s
-    finally:
-        get_engine(url).dispose()
-        if drop:
-            drop()
+    with session_factory(either_database)() as s:
+        s.add_all([Tenant(id="acme", webhook_secret="whsec_x"), Tenant(id="other", webhook_secret="whsec_y")])
+        s.commit()
+        yield s
 
 
 def _job(session, tenant: str, phash: str, created: datetime, n: int) -> Job:

@@ -284,23 +284,12 @@ def test_the_worker_decides_once_with_the_claim_reading_the_job(tmp_path, postgr
     assert row(settings, again.get_json()["id"]).phash == done.phash
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def database_url(request, tmp_path):
+@pytest.fixture
+def database_url(either_database):
     """A migrated database with tenant acme, on both: the claim and finish differ by dialect."""
-    from tests import services
-
-    drop = None
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'rows.db'}"
-    else:
-        url, drop = services.fresh_database(request.getfixturevalue("postgres_admin_url"))
-    upgrade(url)
-    with session_scope(url) as session:
+    with session_scope(either_database) as session:
         session.add(Tenant(id="acme", webhook_secret="whsec_x"))
-    yield url
-    get_engine(url).dispose()
-    if drop:
-        drop()
+    return either_database
 
 
 def test_claimed_and_finished_rows_come_back_as_if_loaded(database_url):
