@@ -17,11 +17,14 @@ POLICY_STATUSES = ("draft", "active", "retired")
 #: Postgres-only trigram indexes (ILIKE search, Chinese included) made by migration 0003:
 #: the models cannot declare them portably, so schema comparison leaves them out.
 TRIGRAM_INDEXES = ("ix_trgm_jobs_merchant", "ix_trgm_decisions_text")
+# Postgres keeps it from jobs.phash (migration 0010), and only the near-duplicate scan reads it.
+POSTGRES_GENERATED_COLUMNS = ("phash_bits",)
 
 
 def include_object(obj, name, type_, reflected, compare_to) -> bool:
     """Alembic's filter: what the models do not own is not a difference."""
-    return not (type_ == "index" and name in TRIGRAM_INDEXES)
+    return not ((type_ == "index" and name in TRIGRAM_INDEXES)
+                or (type_ == "column" and name in POSTGRES_GENERATED_COLUMNS))
 
 
 def utcnow() -> datetime:

@@ -125,3 +125,39 @@ def test_0009_copies_each_documents_hash_onto_its_jobs(empty_database):
         copies = dict(conn.execute(select(meta.tables["jobs"].c.id, meta.tables["jobs"].c.phash)).all())
     engine.dispose()
     assert copies == {"hashed-1": "0123456789abcdef", "hashed-2": "0123456789abcdef", "unhashed": None}
+
+
+def test_0010_postgres_keeps_each_jobs_hash_as_bits(postgres_admin_url):
+    """Postgres fills jobs.phash_bits for the jobs there already and keeps it with every write:
+    the hash's 64 bits as a signed bigint, none for a hash that is not 16 hex digits."""
+    from datetime import datetime, timezone
+
+    from sqlalchemy import MetaData, text, update
+
+    url, drop = services.fresh_database(postgres_admin_url)
+    try:
+        upgrade(url, "0009")
+        engine = create_engine(url)
+        meta = MetaData()
+        meta.reflect(engine)
+        jobs, documents = meta.tables["jobs"], meta.tables["documents"]
+        t0 = datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)
+        common = {"rule_name": "expense_policy", "rule_version": "1", "analyzer": "ocr", "attempts": 1,
+                  "tenant_id": "default", "status": "succeeded", "created_at": t0, "review_rank": 1,
+                  "document_sha256": "a" * 64}
+        with engine.begin() as conn:
+            conn.execute(documents.insert(), {"sha256": "a" * 64, "mime_type": "image/png", "size": 1,
+                                              "page_count": 1, "storage_path": "a.png", "created_at": t0})
+            conn.execute(jobs.insert(), [{"id": "top-bit", "phash": "8000000000000001", **common},
+                                         {"id": "odd", "phash": "not-a-hash", **common},
+                                         {"id": "later", "phash": None, **common}])
+        engine.dispose()
+        upgrade(url)
+        engine = create_engine(url)
+        with engine.begin() as conn:
+            conn.execute(update(jobs).where(jobs.c.id == "later").values(phash="00000000000000ff"))
+            bits = dict(conn.execute(text("SELECT id, phash_bits FROM jobs")).all())
+        engine.dispose()
+        assert bits == {"top-bit": -(1 << 63) + 1, "odd": None, "later": 255}
+    finally:
+        drop()
