@@ -19,14 +19,10 @@ threads = int(os.environ.get("DOCKET_API_THREADS", "256"))
 worker_connections = max(1000, 4 * threads)
 
 
-def reserved_threads(count: int) -> int:
-    """Threads of a process that long-lived requests never take: an eighth, at least 2."""
-    return max(2, count // 8)
-
-
 def post_fork(server, worker):
     # In each worker before the app loads, from the thread count it really runs with (a
     # --threads on the command line overrides the one above); an explicit setting wins.
     if not os.environ.get("DOCKET_LIVE_LIMIT"):
-        count = worker.cfg.threads
-        os.environ["DOCKET_LIVE_LIMIT"] = str(max(0, count - reserved_threads(count)))
+        from docket.live import limit_for_threads  # the same reserve as `docket serve`
+
+        os.environ["DOCKET_LIVE_LIMIT"] = str(limit_for_threads(worker.cfg.threads))

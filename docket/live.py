@@ -166,6 +166,12 @@ _holds = _Holds()
 DEFAULT_LIVE_LIMIT = 256  # `docket serve`: 200 streams and some waits
 
 
+def limit_for_threads(threads: int) -> int:
+    """The DOCKET_LIVE_LIMIT for a process of `threads` server threads: all but a reserve of an
+    eighth (at least 2) that long-lived requests never take (gunicorn.conf.py, `docket serve`)."""
+    return max(0, threads - max(2, threads // 8))
+
+
 def server_threads() -> int:
     """`docket serve`'s thread count (DOCKET_API_THREADS, else room for DEFAULT_LIVE_LIMIT long-lived
     requests and a reserve); sets DOCKET_LIVE_LIMIT to match unless it is set already."""
@@ -173,8 +179,10 @@ def server_threads() -> int:
     if not threads:
         threads = int(os.environ.get("DOCKET_LIVE_LIMIT") or DEFAULT_LIVE_LIMIT) + 32
     if not os.environ.get("DOCKET_LIVE_LIMIT"):
-        os.environ["DOCKET_LIVE_LIMIT"] = str(max(0, threads - max(2, threads // 8)))
+        os.environ["DOCKET_LIVE_LIMIT"] = str(limit_for_threads(threads))
     return threads
+
+
 RETRY_AFTER_S = 5
 
 
