@@ -45,9 +45,14 @@ def claim_with_document(session: Session, job_id: str, stale_after: int,
     row = session.connection().execute(_claim_with_document(), _claim_values(job_id, stale_after, worker)).first()
     if row is None:
         return None
-    width = len(Job.__table__.c)  # the job's columns, then the document's
-    return (as_loaded(session, Job, dict(zip(Job.__table__.c.keys(), row[:width]))),
-            as_loaded(session, Document, dict(zip(Document.__table__.c.keys(), row[width:]))))
+    job, document = _job_then(session, row)  # the job's columns, then the document's
+    return job, as_loaded(session, Document, dict(zip(Document.__table__.c.keys(), document)))
+
+
+def _job_then(session: Session, row) -> tuple[Job, tuple]:
+    """A row that starts with the jobs table's columns: the job, as loaded, and the rest of the row."""
+    width = len(Job.__table__.c)
+    return as_loaded(session, Job, dict(zip(Job.__table__.c.keys(), row[:width]))), tuple(row[width:])
 
 
 @lru_cache(maxsize=1)
@@ -111,18 +116,15 @@ def succeeded_row(session: Session, job_id: str, attempt: int, decision: Decisio
               **{f"set_{name}": value for name, value in queue_values(decision.decision, decision.fields, now).items()}}
     decision.created_at = now
     stated = {column.key: getattr(decision, column.key) for column in _STATED_DECISION_COLUMNS}
-    if connection.dialect.name == "postgresql":
+    if connection.dialect.name == "postgresql":  # the job's columns come back, then the decision's id
         row = connection.execute(_succeeded_with_decision(), {**finish, **{f"d_{k}": v for k, v in stated.items()}}
                                  ).first()
-        if row is None:
-            return None
-        width = len(Job.__table__.c)  # the job's columns, then the decision's id
-        job, decision_id = as_loaded(session, Job, dict(zip(Job.__table__.c.keys(), row[:width]))), row[width]
-    else:
+    else:  # the job's columns only
         row = connection.execute(_succeeded(), finish).first()
-        if row is None:
-            return None
-        job, decision_id = as_loaded(session, Job, row._asdict()), None
+    if row is None:
+        return None
+    job, rest = _job_then(session, row)
+    decision_id = rest[0] if rest else None
     decision.tenant_id, decision.origin = job.tenant_id, f"analysis:{job.analysis_round}"
     values = {**stated, "tenant_id": decision.tenant_id, "origin": decision.origin}
     if decision_id is None:
