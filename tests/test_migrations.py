@@ -22,6 +22,24 @@ def empty_database(request, tmp_path):
         drop()
 
 
+def _schema_at(url: str, revision: str = "head"):
+    """The database upgraded to `revision`: its engine and its tables as they are at that
+    revision (reflected, not the models')."""
+    from sqlalchemy import MetaData
+
+    upgrade(url, revision)
+    engine = create_engine(url)
+    meta = MetaData()
+    meta.reflect(engine)
+    return engine, meta.tables
+
+
+def _finished_job(created_at) -> dict:
+    """The columns a finished job row needs at revisions 0008-0009, but its id and document."""
+    return {"rule_name": "expense_policy", "rule_version": "1", "analyzer": "ocr", "attempts": 1,
+            "tenant_id": "default", "status": "succeeded", "created_at": created_at, "review_rank": 1}
+
+
 def test_migrations_match_models(empty_database):
     upgrade(empty_database)
     engine = create_engine(empty_database)
@@ -47,13 +65,10 @@ def test_0003_fills_the_queue_columns_of_existing_jobs(empty_database):
     """Jobs decided before 0003 get their current decision, queue rank, decision time, merchant and amount."""
     from datetime import datetime, timezone
 
-    from sqlalchemy import MetaData, select
+    from sqlalchemy import select
 
-    upgrade(empty_database, "0002")
-    engine = create_engine(empty_database)
-    meta = MetaData()
-    meta.reflect(engine)
-    jobs, decisions, documents = meta.tables["jobs"], meta.tables["decisions"], meta.tables["documents"]
+    engine, tables = _schema_at(empty_database, "0002")
+    jobs, decisions, documents = tables["jobs"], tables["decisions"], tables["documents"]
     t0 = datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)
     common = {"rule_name": "expense_policy", "rule_version": "1", "analyzer": "ocr", "attempts": 1,
               "document_sha256": "a" * 64, "tenant_id": "default"}
@@ -69,11 +84,8 @@ def test_0003_fills_the_queue_columns_of_existing_jobs(empty_database):
              "timings": {}, "created_at": t0.replace(minute=minute), "tenant_id": "default"}
             for job_id, decision, minute in (("review", "needs_review", 1), ("fine", "approve", 2))])
     engine.dispose()
-    upgrade(empty_database)
-    engine = create_engine(empty_database)
-    meta = MetaData()
-    meta.reflect(engine)
-    jobs = meta.tables["jobs"]
+    engine, tables = _schema_at(empty_database)
+    jobs = tables["jobs"]
     with engine.connect() as conn:
         rows = {r.id: r for r in conn.execute(select(jobs))}
         trigram = None
@@ -99,16 +111,12 @@ def test_0009_copies_each_documents_hash_onto_its_jobs(empty_database):
     scan reads only jobs); a job whose document has none stays without."""
     from datetime import datetime, timezone
 
-    from sqlalchemy import MetaData, select
+    from sqlalchemy import select
 
-    upgrade(empty_database, "0008")
-    engine = create_engine(empty_database)
-    meta = MetaData()
-    meta.reflect(engine)
-    jobs, documents = meta.tables["jobs"], meta.tables["documents"]
+    engine, tables = _schema_at(empty_database, "0008")
+    jobs, documents = tables["jobs"], tables["documents"]
     t0 = datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)
-    common = {"rule_name": "expense_policy", "rule_version": "1", "analyzer": "ocr", "attempts": 1,
-              "tenant_id": "default", "status": "succeeded", "created_at": t0, "review_rank": 1}
+    common = _finished_job(t0)
     with engine.begin() as conn:
         conn.execute(documents.insert(), [
             {"sha256": sha * 64, "mime_type": "image/png", "size": 1, "page_count": 1, "storage_path": f"{sha}.png",
@@ -117,12 +125,9 @@ def test_0009_copies_each_documents_hash_onto_its_jobs(empty_database):
                                      {"id": "hashed-2", "document_sha256": "a" * 64, **common},
                                      {"id": "unhashed", "document_sha256": "b" * 64, **common}])
     engine.dispose()
-    upgrade(empty_database)
-    engine = create_engine(empty_database)
-    meta = MetaData()
-    meta.reflect(engine)
+    engine, tables = _schema_at(empty_database)
     with engine.connect() as conn:
-        copies = dict(conn.execute(select(meta.tables["jobs"].c.id, meta.tables["jobs"].c.phash)).all())
+        copies = dict(conn.execute(select(tables["jobs"].c.id, tables["jobs"].c.phash)).all())
     engine.dispose()
     assert copies == {"hashed-1": "0123456789abcdef", "hashed-2": "0123456789abcdef", "unhashed": None}
 
@@ -132,19 +137,14 @@ def test_0010_postgres_keeps_each_jobs_hash_as_bits(postgres_admin_url):
     the hash's 64 bits as a signed bigint, none for a hash that is not 16 hex digits."""
     from datetime import datetime, timezone
 
-    from sqlalchemy import MetaData, text, update
+    from sqlalchemy import text, update
 
     url, drop = services.fresh_database(postgres_admin_url)
     try:
-        upgrade(url, "0009")
-        engine = create_engine(url)
-        meta = MetaData()
-        meta.reflect(engine)
-        jobs, documents = meta.tables["jobs"], meta.tables["documents"]
+        engine, tables = _schema_at(url, "0009")
+        jobs, documents = tables["jobs"], tables["documents"]
         t0 = datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)
-        common = {"rule_name": "expense_policy", "rule_version": "1", "analyzer": "ocr", "attempts": 1,
-                  "tenant_id": "default", "status": "succeeded", "created_at": t0, "review_rank": 1,
-                  "document_sha256": "a" * 64}
+        common = {**_finished_job(t0), "document_sha256": "a" * 64}
         with engine.begin() as conn:
             conn.execute(documents.insert(), {"sha256": "a" * 64, "mime_type": "image/png", "size": 1,
                                               "page_count": 1, "storage_path": "a.png", "created_at": t0})
