@@ -66,45 +66,33 @@ CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 PAGE_KB = os.sysconf("SC_PAGE_SIZE") // 1024
 
 
-def _session_pids(sid: int) -> list[int]:
-    """Processes in the session a command was started in (start_new_session): it and its children."""
-    pids = []
+def _processes():
+    """(pid, command name, the stat fields after "pid (comm)") of every process now running."""
     for entry in os.listdir("/proc"):
         if entry.isdigit():
             try:
-                fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+                comm, rest = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)
             except OSError:  # exited meanwhile
                 continue
-            if int(fields[3]) == sid:  # fields after "pid (comm)": state, ppid, pgrp, session, ...
-                pids.append(int(entry))
-    return pids
+            yield int(entry), comm.split("(", 1)[1], rest.split()
+
+
+def _session_pids(sid: int) -> list[int]:
+    """Processes in the session a command was started in (start_new_session): it and its children."""
+    return [pid for pid, _, fields in _processes() if int(fields[3]) == sid]  # state, ppid, pgrp, session, ...
 
 
 def cpu_seconds(proc: subprocess.Popen) -> float:
     """User + system CPU of the process tree so far (children that exited and were waited for included)."""
-    total = 0
-    for pid in _session_pids(proc.pid):
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += sum(int(v) for v in fields[11:15])  # utime, stime, cutime, cstime
-    return total / CLOCK_TICKS
+    return sum(sum(int(v) for v in fields[11:15])  # utime, stime, cutime, cstime
+               for _, _, fields in _processes() if int(fields[3]) == proc.pid) / CLOCK_TICKS
 
 
 def services_cpu_seconds() -> float:
     """User + system CPU so far of every Postgres and Redis server process on the machine: the
     database and broker work the jobs cause, which shares the same cores."""
-    total = 0
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                comm, rest = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)
-            except OSError:
-                continue
-            if comm.split("(", 1)[1] in ("postgres", "redis-server", "valkey-server"):
-                total += sum(int(v) for v in rest.split()[11:13])
-    return total / CLOCK_TICKS
+    return sum(sum(int(v) for v in fields[11:13]) for _, comm, fields in _processes()
+               if comm in ("postgres", "redis-server", "valkey-server")) / CLOCK_TICKS
 
 
 def memory_kb(proc: subprocess.Popen) -> tuple[int, int]:
