@@ -1,10 +1,9 @@
 """European e-invoices (CII: ZUGFeRD 1.0/2.x, Factur-X, XRechnung; UBL 2.1 Invoice/CreditNote):
 sniffing, reading the XML, finding it inside a PDF, and refusing hostile XML. Unit tests use small
-documents written here; the real hybrids come from ../shared/data/zugferd-dev."""
+documents written here; one real hybrid comes from tests/data, all 15 from ../shared/data/zugferd-dev."""
 from __future__ import annotations
 
 import io
-import json
 import re
 from pathlib import Path
 
@@ -13,10 +12,11 @@ import pytest
 from docket.documents import inspect, sniff
 from docket.errors import DocumentError
 from docket.pdfium_lock import PDFIUM
+from tests.devdata import REPO_DATA, dev_set, labels
 from worker.extract.einvoice import (looks_like_xml_invoice, pdf_invoice_xml, read_pdf_invoice, read_xml_invoice,
                                      xml_invoice_info)
 
-ZUGFERD = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "zugferd-dev"
+REPO_ZUGFERD = REPO_DATA / "zugferd-dev"  # one real hybrid (tests/data/README.md); all 15 in ../shared/data
 
 CII = """<?xml version="1.0" encoding="UTF-8"?>
 <!-- a licence comment long enough to push the root element past the first KiB: {pad} -->
@@ -297,22 +297,13 @@ def test_pdf_attachment_lookup(tmp_path):
 # -- the real hybrids ---------------------------------------------------------------------------
 
 
-def zugferd_labels() -> list[dict]:
-    if not (ZUGFERD / "labels.jsonl").is_file():
-        return []
-    return [json.loads(line) for line in (ZUGFERD / "labels.jsonl").read_text(encoding="utf-8").splitlines()]
-
-
-@pytest.mark.skipif(not zugferd_labels(), reason="../shared/data/zugferd-dev not present")
-def test_real_zugferd_pdfs():
-    rows = zugferd_labels()
-    assert len(rows) == 15
+def assert_every_labelled_field(folder: Path, rows: list[dict]) -> None:
     checks = {"seller_name": "merchant_name", "buyer_name": "buyer_name", "issue_date": "transaction_date",
               "grand_total": "total", "currency": "currency", "invoice_number": "invoice_number", "tax_total": "tax",
               "net_total": "subtotal"}
     misses = []
     for row in rows:
-        path = ZUGFERD / row["file"]
+        path = folder / row["file"]
         xml = pdf_invoice_xml(path)
         assert xml is not None, row["file"]
         ex = read_xml_invoice(xml)
@@ -329,3 +320,16 @@ def test_real_zugferd_pdfs():
         assert abs(info.due_payable - row["fields"]["due_payable"]) < 0.006
         assert ex.fields["document_kind"] == "invoice"
     assert not misses
+
+
+def test_repo_zugferd_pdf():
+    rows = labels(REPO_ZUGFERD)
+    assert len(rows) == 1
+    assert_every_labelled_field(REPO_ZUGFERD, rows)
+
+
+def test_real_zugferd_pdfs():
+    folder = dev_set("zugferd-dev")
+    rows = labels(folder)
+    assert len(rows) == 15
+    assert_every_labelled_field(folder, rows)

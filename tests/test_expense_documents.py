@@ -14,29 +14,35 @@ from PIL import Image
 from docket import invoice_facts
 from docket.pages import text_layer_is_garbage
 from tests.conftest import DOCKET, ROOT, base_env
+from tests.devdata import REPO_DATA, dev_set, record
 from worker.extract.category import categorize
 
-OFD = "cn-fapiao-dev/files/jiangnanboy__23312000000022697648.ofd"
-ZUGFERD = "zugferd-dev/files/EN16931_OEPNV.pdf"
-FAPIAO_PDF = "cn-fapiao-dev/files/mxvc__27086599.pdf"
+# Real originals the repository carries (tests/data/README.md): a 全电 OFD read through its invoice
+# tags, a provincial OFD with its invoice XML, a ZUGFeRD PDF; the VAT-invoice PDFs of the dev set
+# state no licence, so that one is read from ../shared/data only.
+REPO_FAPIAO = REPO_DATA / "cn-fapiao-dev"
+REPO_ZUGFERD = REPO_DATA / "zugferd-dev"
+OFD = REPO_FAPIAO / "files" / "renoyuan__25924000000001260164.ofd"
+OFD_WITH_XML = REPO_FAPIAO / "files" / "renoyuan__00008006.ofd"
+ZUGFERD = REPO_ZUGFERD / "files" / "EN16931_OEPNV.pdf"
+FAPIAO_PDF = "files/mxvc__27086599.pdf"
 
 
-def labels(shared_data, folder: str) -> dict[str, dict]:
-    rows = [json.loads(line) for line in (shared_data / folder / "labels.jsonl").read_text().splitlines() if line]
-    return {(r.get("original_file") or r["file"]).rsplit("/", 1)[-1]: r["fields"] for r in rows}
-
-
-def test_docket_analyze_reads_ofd_zugferd_and_fapiao_pdfs(tmp_path, shared_data):
-    files = [shared_data / OFD, shared_data / ZUGFERD, shared_data / FAPIAO_PDF]
+def analyze(tmp_path, files) -> dict[str, dict]:
     result = subprocess.run([DOCKET, "analyze", *map(str, files), "--rule", "expense_policy", "--json"],
                             env=base_env(tmp_path / "data"), cwd=ROOT, capture_output=True, text=True, timeout=300)
     out = {json.loads(line)["file"].rsplit("/", 1)[-1]: json.loads(line) for line in result.stdout.splitlines()}
-    assert len(out) == 3, result.stderr[-3000:]
+    assert len(out) == len(files), result.stderr[-3000:]
     for doc in out.values():
         assert doc["status"] == "succeeded" and doc["decision"] in ("approve", "needs_review", "reject"), doc
+    return out
 
-    ofd = out[files[0].name]
-    truth = labels(shared_data, "cn-fapiao-dev")[files[0].name]
+
+def test_docket_analyze_reads_ofd_and_zugferd_originals(tmp_path):
+    out = analyze(tmp_path, [OFD, ZUGFERD])
+
+    ofd = out[OFD.name]
+    truth = record(REPO_FAPIAO, OFD.name)["fields"]
     fields = ofd["fields"]
     assert fields["merchant_name"] == truth["seller_name"] and fields["buyer_name"] == truth["buyer_name"]
     assert fields["total"] == truth["total_amount"] and fields["transaction_date"] == truth["issue_date"]
@@ -44,14 +50,17 @@ def test_docket_analyze_reads_ofd_zugferd_and_fapiao_pdfs(tmp_path, shared_data)
     assert fields["document_kind"] == "vat_invoice"
     assert ofd["sources"]["merchant_name"] == "embedded_xml" and ofd["sources"]["total"] == "embedded_xml"
 
-    zug = out[files[1].name]
-    truth = labels(shared_data, "zugferd-dev")[files[1].name]
+    zug = out[ZUGFERD.name]
+    truth = record(REPO_ZUGFERD, ZUGFERD.name)["fields"]
     assert zug["fields"]["merchant_name"] == truth["seller_name"] and zug["fields"]["total"] == truth["grand_total"]
     assert zug["fields"]["currency"] == truth["currency"] and zug["fields"]["document_kind"] == "invoice"
     assert zug["sources"]["total"] == "embedded_xml"
 
-    pdf = out[files[2].name]
-    truth = labels(shared_data, "cn-fapiao-dev")[files[2].name]
+
+def test_docket_analyze_reads_fapiao_pdf_text_layer_and_qr(tmp_path):
+    folder = dev_set("cn-fapiao-dev")
+    pdf = analyze(tmp_path, [folder / FAPIAO_PDF])[FAPIAO_PDF.rsplit("/", 1)[-1]]
+    truth = record(folder, FAPIAO_PDF.rsplit("/", 1)[-1])["fields"]
     assert pdf["fields"]["merchant_name"] == truth["seller_name"] and pdf["fields"]["total"] == truth["total_amount"]
     assert pdf["fields"]["seller_tax_id"] == truth["seller_tax_id"]
     assert pdf["sources"]["merchant_name"] == "text_layer"  # the PDF's own (sound) text
@@ -61,8 +70,8 @@ def test_docket_analyze_reads_ofd_zugferd_and_fapiao_pdfs(tmp_path, shared_data)
     assert any(r["check"] == "foreign_currency" for r in pdf["reasons"])
 
 
-def test_the_same_invoice_claimed_twice_goes_to_review(server, shared_data):
-    data = (shared_data / OFD).read_bytes()
+def test_the_same_invoice_claimed_twice_goes_to_review(server):
+    data = OFD_WITH_XML.read_bytes()
     first_id = server.http.post(f"{server.url}/v1/jobs", files={"file": ("inv.ofd", data)},
                                 data={"rule": "expense_policy"}, timeout=30).json()["id"]
     first = server.wait_job(first_id)
@@ -75,7 +84,7 @@ def test_the_same_invoice_claimed_twice_goes_to_review(server, shared_data):
     assert again["cached_from"] is None
     dup = [r for r in again["reasons"] if r["check"] == "duplicate_invoice"]
     assert dup and dup[0]["outcome"] == "needs_review" and first_id in dup[0]["message"]
-    assert again["decision"] != "approve"  # (a 2023 invoice is also out of the claim window: reject)
+    assert again["decision"] != "approve"  # (a 2022 invoice is also out of the claim window: reject)
     page = server.http.get(f"{server.url}/v1/jobs/{first_id}/pages/1", timeout=30)
     assert page.status_code == 200 and page.headers["Content-Type"] == "image/png"
 

@@ -1,15 +1,12 @@
 """Contract field extraction: hand-written snippets (English, Chinese) and the contracts-dev set."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pypdfium2 as pdfium
 
+from tests.devdata import dev_set, labels
 from worker.extract.contract import canonical_party, extract_contract
-
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-CONTRACTS_DEV = DATA / "contracts-dev"
 
 # Measured on contracts-dev when this was written (per-key exact match after upper-casing over all
 # 20 documents, a missing label and a missing prediction counting as a match; party as set F1):
@@ -111,17 +108,13 @@ def _score(gold, pred) -> float:
 
 
 def test_contracts_dev_accuracy_does_not_regress():
-    labels = CONTRACTS_DEV / "labels.jsonl"
-    assert labels.is_file(), (
-        f"development data missing: expected {labels} (the shared data folder next to the project "
-        "root, ../shared/data); this test needs it and will not skip"
-    )
+    contracts_dev = dev_set("contracts-dev")
     totals = {k: 0.0 for k in FLOORS}
-    rows = [json.loads(line) for line in labels.read_text().splitlines() if line.strip()]
+    rows = labels(contracts_dev)
     assert len(rows) == 20
     misses = []
     for row in rows:
-        doc = pdfium.PdfDocument(str(CONTRACTS_DEV / row["file"]))
+        doc = pdfium.PdfDocument(str(contracts_dev / row["file"]))
         try:
             text = "\n".join(doc[i].get_textpage().get_text_range() for i in range(len(doc)))
         finally:

@@ -9,6 +9,7 @@ import pytest
 from PIL import Image
 
 from tests.cn_documents import have_fonts, render_vat_invoice, uscc
+from tests.devdata import dev_set
 from worker.extract.fapiao import extract_vat_invoice, fix_tax_id, uscc_valid
 from worker.extract.fapiao_qr import decode, parse_payload
 from worker.extract.kind import classify
@@ -257,10 +258,10 @@ LABELS = {"seller_name": "merchant_name", "buyer_name": "buyer_name", "seller_ta
 
 
 @pytest.mark.timeout(600)
-def test_real_dev_invoices_accuracy_floors(shared_data):
+def test_real_dev_invoices_accuracy_floors():
     from worker.ocr import recognise
 
-    folder = shared_data / "cn-fapiao-dev"
+    folder = dev_set("cn-fapiao-dev")
     records = {json.loads(l)["file"].split("/")[-1][:-4]: json.loads(l)
                for l in (folder / "labels.jsonl").read_text(encoding="utf-8").splitlines() if l.strip()}
     hits: dict[str, list[bool]] = {}

@@ -11,6 +11,7 @@ import pytest
 
 from docket.pages import TextLine, prepare
 from tests import invoice_documents
+from tests.devdata import dev_set
 from worker.extract.invoice import extract_invoice, looks_like_invoice, parse_amount
 
 CHAR_W = 11.0
@@ -696,8 +697,8 @@ def test_synthetic_invoice_through_ocr(tmp_path, seed, language):
 # --------------------------------------------------------------------------------------------
 # The real zugferd-dev invoices, read from the page (their embedded XML is ignored)
 
-def test_zugferd_dev_page_read_accuracy(shared_data):
-    folder = shared_data / "zugferd-dev"
+def test_zugferd_dev_page_read_accuracy():
+    folder = dev_set("zugferd-dev")
     labels = [json.loads(line) for line in (folder / "labels.jsonl").read_text().splitlines() if line.strip()]
     hits = {"seller_name": [], "issue_date": [], "grand_total": [], "currency": []}
     for rec in labels:

@@ -2,12 +2,11 @@
 OCR engine's output, kept in their labels), synthetic tickets and one real photo through OCR."""
 from __future__ import annotations
 
-import json
-
 import pytest
 from PIL import Image
 
 from tests.cn_documents import have_fonts, render_train_ticket
+from tests.devdata import REPO_DATA, labels
 from worker.extract.kind import classify
 from worker.extract.train_ticket import extract_train_ticket
 from worker.ocr import OcrLine
@@ -79,9 +78,9 @@ def test_nothing_read():
     assert extract_train_ticket([]).fields == {}
 
 
-def _dev_records(shared_data):
-    folder = shared_data / "cn-train-tickets-dev"
-    return folder, [json.loads(l) for l in (folder / "labels.jsonl").read_text(encoding="utf-8").splitlines() if l.strip()]
+# The dev set's two labelled tickets, carried in the repository (tests/data/README.md): both labels
+# (with their OCR lines), the first ticket's photo.
+TICKETS = REPO_DATA / "cn-train-tickets-dev"
 
 
 def _assert_matches_labels(fields: dict, labels: dict) -> None:
@@ -94,9 +93,10 @@ def _assert_matches_labels(fields: dict, labels: dict) -> None:
     assert fields["currency"] == "CNY"
 
 
-def test_dev_tickets_from_their_labelled_lines(shared_data):
+def test_dev_tickets_from_their_labelled_lines():
     """The labels keep the source's own OCR lines (PaddleOCR, full-width colon in 18：41)."""
-    _, records = _dev_records(shared_data)
+    records = labels(TICKETS)
+    assert len(records) == 2
     for rec in records:
         lines = [OcrLine(l["text"], tuple(l["box"]), 1.0) for l in rec["lines"]]
         assert classify(lines) == "train_ticket"
@@ -104,12 +104,11 @@ def test_dev_tickets_from_their_labelled_lines(shared_data):
 
 
 @pytest.mark.timeout(300)
-def test_dev_ticket_photo_through_ocr(shared_data):
+def test_dev_ticket_photo_through_ocr():
     from worker.ocr import recognise
 
-    folder, records = _dev_records(shared_data)
-    rec = records[0]
-    lines = recognise(Image.open(folder / rec["file"]).convert("RGB"))
+    rec = labels(TICKETS)[0]
+    lines = recognise(Image.open(TICKETS / rec["file"]).convert("RGB"))
     assert classify(lines) == "train_ticket"
     _assert_matches_labels(extract_train_ticket(lines).fields, rec["fields"])
 

@@ -8,6 +8,7 @@ import pytest
 from PIL import Image
 
 from tests.cn_documents import have_fonts, render_vat_invoice
+from tests.devdata import dev_set
 from worker.extract.fapiao_qr import FapiaoQr, decode, parse_payload
 
 
@@ -69,10 +70,10 @@ def test_decodes_synthetic_pages(layout, seed, photo):
     assert 0 <= x0 < x1 < image.width / 3 and 0 <= y0 < y1 < image.height / 3  # top left, where it is printed
 
 
-def test_real_dev_pages(shared_data):
+def test_real_dev_pages():
     """30 of the 32 pages show a code (two OFD renders draw none); each agrees with the labels:
     older types carry 合计金额 (before tax), 数电票 and Shenzhen's URL 价税合计."""
-    folder = shared_data / "cn-fapiao-dev"
+    folder = dev_set("cn-fapiao-dev")
     records = [json.loads(l) for l in (folder / "labels.jsonl").read_text(encoding="utf-8").splitlines() if l.strip()]
     found = 0
     for rec in records:

@@ -1,5 +1,6 @@
 """OFD (GB/T 33190) e-invoices: detection, structure, invoice data, rendering, and hostile
-archives. Unit tests build small OFDs here; the real ones come from ../shared/data."""
+archives. Unit tests build small OFDs here; two real ones come from tests/data, all six from
+../shared/data."""
 from __future__ import annotations
 
 import io
@@ -14,10 +15,11 @@ from PIL import Image
 from docket import ofd
 from docket.documents import inspect
 from docket.errors import DocumentError
+from tests.devdata import REPO_DATA, dev_set, labels
 from worker.extract.ofd_invoice import ofd_invoice_type, read_ofd_invoice, read_ofd_invoice_and_type
 
 NS = 'xmlns:ofd="http://www.ofdspec.org/2016"'
-FAPIAO = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "cn-fapiao-dev"
+REPO_FAPIAO = REPO_DATA / "cn-fapiao-dev"  # two real OFDs (tests/data/README.md); all six in ../shared/data
 
 
 def ofd_xml(doc_root: str = "Doc_0/Document.xml", custom: str = "") -> str:
@@ -369,11 +371,8 @@ def test_garbage_content_and_extreme_geometry(tmp_path):
 # -- the real OFDs ---------------------------------------------------------------------------
 
 
-def fapiao_labels() -> list[dict]:
-    if not (FAPIAO / "labels.jsonl").is_file():
-        return []
-    rows = [json.loads(line) for line in (FAPIAO / "labels.jsonl").read_text(encoding="utf-8").splitlines()]
-    return [r for r in rows if r["original_file"].endswith(".ofd")]
+def ofd_labels(folder: Path) -> list[dict]:
+    return [r for r in labels(folder) if r["original_file"].endswith(".ofd")]
 
 
 LABEL_TO_FIELD = {"invoice_number": "invoice_number", "invoice_code": "invoice_code", "issue_date": "transaction_date",
@@ -382,13 +381,10 @@ LABEL_TO_FIELD = {"invoice_number": "invoice_number", "invoice_code": "invoice_c
                   "tax_amount": "tax"}
 
 
-@pytest.mark.skipif(not fapiao_labels(), reason="../shared/data/cn-fapiao-dev not present")
-def test_real_ofds_every_labelled_field():
-    rows = fapiao_labels()
-    assert len(rows) == 6
+def assert_every_labelled_field(folder: Path, rows: list[dict]) -> None:
     misses = []
     for row in rows:
-        path = FAPIAO / row["original_file"]
+        path = folder / row["original_file"]
         assert ofd.looks_like_ofd(path) and ofd.page_count(path) == 1
         ex, printed = read_ofd_invoice_and_type(path)
         for label, want in row["fields"].items():
@@ -406,25 +402,56 @@ def test_real_ofds_every_labelled_field():
     assert not misses
 
 
-@pytest.mark.skipif(not fapiao_labels(), reason="../shared/data/cn-fapiao-dev not present")
-def test_real_ofd_renders_with_chinese_text(tmp_path):
+def assert_renders_with_seller_drawn(path: Path, seller: str, printed_type: str) -> None:
+    """The seller's name box holds drawn glyphs (it is a text object, found through the custom tags)."""
+    with ofd.OfdFile(path) as doc:
+        box_of = next(o for o in doc.text_objects(0) if o.text == seller)
+        img = doc.render(0, 1200)
+        scale = 1200 / doc.page_size(0)[0]
+    box = img.crop((int(box_of.x0 * scale), int(box_of.y0 * scale), int(box_of.x1 * scale), int(box_of.y1 * scale)))
+    assert dark_fraction(box) > 0.05
+    assert ofd_invoice_type(path) == printed_type
+    buf = io.BytesIO()
+    img.save(buf, "PNG")
+    assert len(buf.getvalue()) > 20_000
+
+
+def test_repo_ofds_every_labelled_field():
+    """The two OFDs the repository carries: invoice XML (provincial) and invoice tags (全电)."""
+    rows = ofd_labels(REPO_FAPIAO)
+    assert len(rows) == 2
+    assert_every_labelled_field(REPO_FAPIAO, rows)
+
+
+def test_repo_ofd_renders_with_chinese_text():
     if ofd.cjk_font_path() is None:
         pytest.skip("no CJK font (Debian fonts-wqy-microhei)")
-    for row in fapiao_labels():
-        path = FAPIAO / row["original_file"]
+    for row in ofd_labels(REPO_FAPIAO):
+        path = REPO_FAPIAO / row["original_file"]
         img = ofd.render_page(path, 0, max_side=1200)
         assert img.mode == "RGB" and max(img.size) == 1200
         assert dark_fraction(img) > 0.01, row["original_file"]
         assert inspect(path, max_pixels=10**8, max_pages=5).mime_type == "application/ofd"
-    # the seller's name box holds drawn glyphs (it is a text object, found through the custom tags)
-    path = FAPIAO / "files" / "swpudp__18925756.ofd"
-    with ofd.OfdFile(path) as doc:
-        seller = next(o for o in doc.text_objects(0) if o.text == "四川万长亚建设工程有限公司")
-        img = doc.render(0, 1200)
-        scale = 1200 / doc.page_size(0)[0]
-    box = img.crop((int(seller.x0 * scale), int(seller.y0 * scale), int(seller.x1 * scale), int(seller.y1 * scale)))
-    assert dark_fraction(box) > 0.05
-    assert ofd_invoice_type(path) == "四川增值税电子专用发票"
-    buf = io.BytesIO()
-    img.save(buf, "PNG")
-    assert len(buf.getvalue()) > 20_000
+    assert_renders_with_seller_drawn(REPO_FAPIAO / "files" / "renoyuan__00008006.ofd",
+                                     "独山县城南网格刘梦阳通讯店", "贵州增值税电子专用发票")
+
+
+def test_real_ofds_every_labelled_field():
+    folder = dev_set("cn-fapiao-dev")
+    rows = ofd_labels(folder)
+    assert len(rows) == 6
+    assert_every_labelled_field(folder, rows)
+
+
+def test_real_ofd_renders_with_chinese_text(tmp_path):
+    folder = dev_set("cn-fapiao-dev")
+    if ofd.cjk_font_path() is None:
+        pytest.skip("no CJK font (Debian fonts-wqy-microhei)")
+    for row in ofd_labels(folder):
+        path = folder / row["original_file"]
+        img = ofd.render_page(path, 0, max_side=1200)
+        assert img.mode == "RGB" and max(img.size) == 1200
+        assert dark_fraction(img) > 0.01, row["original_file"]
+        assert inspect(path, max_pixels=10**8, max_pages=5).mime_type == "application/ofd"
+    assert_renders_with_seller_drawn(folder / "files" / "swpudp__18925756.ofd",
+                                     "四川万长亚建设工程有限公司", "四川增值税电子专用发票")
