@@ -7,6 +7,7 @@ import tempfile
 from flask import Flask, Request
 
 from api import multipart, observability
+from api.json_bodies import BoundedJSONProvider
 from docket import broker, logs
 from docket.config import Settings
 from docket.errors import NotFound
@@ -19,6 +20,7 @@ def create_app(settings: Settings | None = None, broker_url: str | None = None) 
     if not logging.getLogger().handlers:  # under gunicorn: nobody configured logging yet
         logs.configure()
     app = Flask(__name__)
+    app.json = BoundedJSONProvider(app)  # request bodies nested too deep are refused, not a 500
     app.json.sort_keys = False
     app.json.ensure_ascii = False  # Chinese fields stay readable
     # Whole requests may carry a batch; each file is checked against max_upload_bytes.

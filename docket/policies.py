@@ -32,10 +32,10 @@ from db.queries import as_utc
 from docket import broker
 from docket.errors import DocketError, NotFound
 from docket.rules import Rule, RuleError, canonical_source, load_rule_source
+from docket.rules.bounded_yaml import MAX_SOURCE_BYTES  # the loader's bound, checked early for a clear message
 
 log = logging.getLogger(__name__)
 
-MAX_SOURCE_BYTES = 256 * 1024
 BUILTIN_AUTHOR = "built-in"
 
 

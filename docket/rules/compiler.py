@@ -22,7 +22,8 @@ from docket.rules.engine import _KNOWN_FUNCTIONS, _TIME_ACCESSORS, _TYPE_NAMES, 
 from docket.rules.regex import _regex_problem
 from docket.rules.rewrite import _rewrite, _Typing
 from docket.rules.schema import ACTIVATION_NAMES, DOCUMENT_KEYS
-from docket.rules.syntax import _Call, _emit, _Ident, _is_comprehension, _Parser, _scoped, _Select, _Unsupported
+from docket.rules.syntax import (_Call, _children, _emit, _Ident, _is_comprehension, _Parser, _scoped, _Select,
+                                 _Unsupported)
 from docket.rules.text import _one_line, _truncate
 
 
@@ -47,6 +48,9 @@ def _compile(expr: str, typing: _Typing = _Typing()) -> _Compiled:
     return _Compiled(tree=tree, references=original.references(), program=program)
 
 
+#: How deep all/exists/exists_one/map/filter may nest in one check.
+MAX_COMPREHENSION_DEPTH = 2
+
 _COMPILE_POSITION = re.compile(r"<input>:(\d+):(\d+): (.*?)(?:\n|$)")
 
 
@@ -62,6 +66,10 @@ def _compile_error_text(exc: BaseException) -> str:
 def _static_problem(compiled: _Compiled, *, params: dict, field_names: set[str]) -> str | None:
     """Catch typos at load time that the engine would only report when evaluating."""
     tree = compiled.tree
+    if _comprehension_depth(tree) > MAX_COMPREHENSION_DEPTH:
+        # Nested macros multiply: four levels over 60-item lists are 13 million steps on every job.
+        return (f"comprehensions (all, exists, exists_one, map, filter) nest at most {MAX_COMPREHENSION_DEPTH} "
+                "deep")
     scoped = list(_scoped(tree))
     bound = {node.args[0].name for node, _ in scoped if _is_comprehension(node)}
     for name in compiled.references.get("variables", ()):
@@ -93,6 +101,11 @@ def _static_problem(compiled: _Compiled, *, params: dict, field_names: set[str])
             if problem:
                 return problem
     return None
+
+
+def _comprehension_depth(node) -> int:
+    inner = max((_comprehension_depth(child) for child in _children(node)), default=0)
+    return inner + 1 if _is_comprehension(node) else inner
 
 
 def _is_constant(tree) -> bool:

@@ -19,12 +19,14 @@ import jsonschema
 import yaml
 from jsonschema import Draft202012Validator
 
+from docket.rules.bounded_yaml import YAMLBoundsError, load_bounded
 from docket.rules.compiler import _compile, _compile_error_text, _static_problem
 from docket.rules.messages import _PLACEHOLDER
 from docket.rules.model import Check, Rule
 from docket.rules.regex import _regex_problem
 from docket.rules.rewrite import _field_types, _Typing
-from docket.rules.schema import _RULE_FILE_VALIDATOR, RuleError, _fields_validator
+from docket.rules.schema import (_RULE_FILE_VALIDATOR, RuleError, _fields_validator, schema_pattern_problem,
+                                 schema_patterns)
 from docket.rules.syntax import _Unsupported
 from docket.rules.text import _json_path, _one_line, _truncate
 from docket.rules.values import _to_cel
@@ -138,7 +140,9 @@ def _load(text: str, *, version: str, where: str, path: Path, expected_name: str
         return RuleError(f"{where}: {message.replace(_AT, place, 1)}", line=line, key=key)
 
     try:
-        data = yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - SafeLoader subclass
+        data = load_bounded(text, _StrictLoader)
+    except YAMLBoundsError as exc:
+        raise RuleError(f"{where}: refused YAML: {exc}", line=exc.line) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         raise RuleError(f"{where}: invalid YAML: {_one_line(exc)}",
@@ -162,6 +166,10 @@ def _load(text: str, *, version: str, where: str, path: Path, expected_name: str
         keys = ["fields", *exc.absolute_path]
         raise fail(f"fields is not a valid JSON Schema at {_json_path(exc.absolute_path)}{_AT}: "
                    f"{_truncate(exc.message)}", *keys) from exc
+    for pattern in schema_patterns(schema):
+        problem = schema_pattern_problem(pattern)
+        if problem:
+            raise fail(f"fields: invalid pattern {_truncate(repr(pattern))}{_AT}: {problem}", "fields")
     properties = schema.get("properties", {})
     for index, required in enumerate(schema.get("required", ())):
         if required not in properties:

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from jsonschema import Draft202012Validator
+import regex
+from jsonschema import Draft202012Validator, ValidationError, validators
+
+from docket.rules.regex import _re2
 
 DOCUMENT_TYPES = ("receipt", "contract", "screenshot")
 OUTCOMES = ("reject", "needs_review")
@@ -22,6 +25,16 @@ DOCUMENT_KEYS = frozenset({"text", "pages", "mime_type", "filename", "near_dupli
 ACTIVATION_NAMES = frozenset({"fields", "document", "params", "now"})
 
 _IDENT = "^[a-z][a-z0-9_]{0,63}$"
+
+# Bounds on what a tenant's policy may hold: every check runs on every job, so a policy is
+# also a budget of CPU (the built-in policies stay far below: 15 checks, 345-character
+# expressions, 2,610-character prompts).
+MAX_CHECKS = 200
+MAX_EXPR_CHARS = 2000
+MAX_MESSAGE_CHARS = 1000
+MAX_PROMPT_CHARS = 20_000
+#: Items in one params list (a list a check may iterate over).
+MAX_PARAM_ITEMS = 1000
 
 #: JSON Schema of a rule file (the YAML, after parsing).
 RULE_FILE_SCHEMA: dict[str, Any] = {
@@ -38,8 +51,9 @@ RULE_FILE_SCHEMA: dict[str, Any] = {
         "params": {
             "type": "object",
             "propertyNames": {"pattern": "^[A-Za-z_][A-Za-z0-9_]*$"},
+            "additionalProperties": {"maxItems": MAX_PARAM_ITEMS},
         },
-        "prompt": {"type": "string", "minLength": 1},
+        "prompt": {"type": "string", "minLength": 1, "maxLength": MAX_PROMPT_CHARS},
         "fields": {
             "type": "object",
             "required": ["type", "properties"],
@@ -55,15 +69,16 @@ RULE_FILE_SCHEMA: dict[str, Any] = {
         },
         "checks": {
             "type": "array",
+            "maxItems": MAX_CHECKS,
             "items": {
                 "type": "object",
                 "required": ["id", "expr", "outcome", "message"],
                 "additionalProperties": False,
                 "properties": {
                     "id": {"type": "string", "pattern": _IDENT},
-                    "expr": {"type": "string", "minLength": 1},
+                    "expr": {"type": "string", "minLength": 1, "maxLength": MAX_EXPR_CHARS},
                     "outcome": {"enum": list(OUTCOMES)},
-                    "message": {"type": "string", "minLength": 1},
+                    "message": {"type": "string", "minLength": 1, "maxLength": MAX_MESSAGE_CHARS},
                 },
             },
         },
@@ -82,5 +97,91 @@ class RuleError(Exception):
         self.key = key
 
 
+#: How long one fields-schema pattern that RE2 cannot run (``{1,10000}``, backreferences) may
+#: take on one value, in the backtracking engine.
+FALLBACK_REGEX_SECONDS = 0.05
+
+
+def _schema_search(pattern: str, text: str) -> bool:
+    """JSON Schema's unanchored search: RE2 (linear time) when it takes the pattern, else the
+    ``regex`` module with a timeout; a pattern that times out matches nothing (the value then
+    fails the schema, and the job goes to a person)."""
+    try:
+        compiled = _re2(pattern)
+    except Exception:  # re2.error: a repetition over 1000, a backreference, a lookaround
+        try:
+            return regex.search(pattern, text, timeout=FALLBACK_REGEX_SECONDS) is not None
+        except (TimeoutError, regex.error):
+            return False
+    return compiled.search(text) is not None
+
+
+def schema_pattern_problem(pattern: str) -> str | None:
+    """Why neither engine accepts ``pattern``, or None."""
+    try:
+        _re2(pattern)
+        return None
+    except Exception:
+        pass
+    try:
+        regex.compile(pattern)
+    except regex.error as exc:
+        return str(exc)
+    return None
+
+
+def _pattern(validator, pattern, instance, schema):
+    if validator.is_type(instance, "string") and not _schema_search(pattern, instance):
+        yield ValidationError(f"{instance!r} does not match {pattern!r}")
+
+
+def _pattern_properties(validator, patterns, instance, schema):
+    if not validator.is_type(instance, "object"):
+        return
+    for pattern, subschema in patterns.items():
+        for key, value in instance.items():
+            if _schema_search(pattern, key):
+                yield from validator.descend(value, subschema, path=key, schema_path=pattern)
+
+
+def _additional_properties(validator, additional, instance, schema):
+    if not validator.is_type(instance, "object"):
+        return
+    properties, patterns = schema.get("properties", {}), list(schema.get("patternProperties", {}))
+    extras = [key for key in instance
+              if key not in properties and not any(_schema_search(p, key) for p in patterns)]
+    if validator.is_type(additional, "object"):
+        for extra in extras:
+            yield from validator.descend(instance[extra], additional, path=extra)
+    elif not additional and extras:
+        yield ValidationError(f"Additional properties are not allowed ({', '.join(map(repr, sorted(extras)))} "
+                              f"{'was' if len(extras) == 1 else 'were'} unexpected)")
+
+
+#: Draft 2020-12 whose regular expressions run in bounded time: the values a policy's fields schema
+#: matches come from documents, and Python's backtracking ``re`` takes exponential time on
+#: patterns like ``(a+)+$`` (one tenant's policy pinning shared workers).
+_FieldsValidator = validators.extend(Draft202012Validator, {
+    "pattern": _pattern, "patternProperties": _pattern_properties, "additionalProperties": _additional_properties,
+})
+
+
+def schema_patterns(schema: Any) -> list[str]:
+    """Every regular expression in a fields schema (``pattern`` values, ``patternProperties``
+    keys), for the loader to check."""
+    found, stack = [], [schema]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            if isinstance(node.get("pattern"), str):
+                found.append(node["pattern"])
+            if isinstance(node.get("patternProperties"), dict):
+                found.extend(node["patternProperties"])
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return found
+
+
 def _fields_validator(schema: dict) -> Draft202012Validator:
-    return Draft202012Validator(schema, format_checker=Draft202012Validator.FORMAT_CHECKER)
+    return _FieldsValidator(schema, format_checker=Draft202012Validator.FORMAT_CHECKER)
