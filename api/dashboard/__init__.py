@@ -45,7 +45,8 @@ def security_headers(response):
     # No inline script or style anywhere in these pages, so the policy can forbid both.
     response.headers.setdefault("Content-Security-Policy",
                                 "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
-                                "frame-ancestors 'none'; form-action 'self'; base-uri 'none'")
+                                "frame-ancestors 'none'; form-action 'self'; base-uri 'none'; object-src 'none'; "
+                                "frame-src 'none'")
     response.headers.setdefault("X-Content-Type-Options", "nosniff")
     response.headers.setdefault("Referrer-Policy", "same-origin")
     if response.mimetype == "text/html":
