@@ -77,6 +77,21 @@ HOSTILE_SOURCES = {
 }
 
 
+@pytest.fixture(scope="module")
+def shared_app(tmp_path_factory, redis_url):
+    """One migrated embedded database and app for the many body-shape cases (an app a case made
+    the parametrised tests slow); each test still uses a tenant of its own."""
+    from db.migrate import upgrade
+    from docket.config import Settings
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.delenv("DOCKET_DATABASE_URL", raising=False)
+        mp.setenv("DOCKET_DATA_DIR", str(tmp_path_factory.mktemp("bombs")))
+        settings = Settings.from_env()
+        upgrade(settings.database_url)
+        yield settings, make_client(settings, redis_url)
+
+
 def make_client(settings, redis_url, **overrides):
     app = create_app(dataclasses.replace(settings, **overrides), broker_url=redis_url.rsplit("/", 1)[0] + "/14")
     return app.test_client()
@@ -99,8 +114,9 @@ def test_loader_refuses_hostile_policy_source(name):
 
 @pytest.mark.timeout(30)
 @pytest.mark.parametrize("name", ["alias_bomb_in_params", "merge_key_bomb", "deep_flow_nesting", "too_many_nodes"])
-def test_api_answers_hostile_policy_with_422(settings, redis_url, name):
-    client, headers = make_client(settings, redis_url), admin(settings)
+def test_api_answers_hostile_policy_with_422(shared_app, name):
+    settings, client = shared_app
+    headers = admin(settings, f"bombs-{name}")
     for body in ({"data": HOSTILE_SOURCES[name].encode(), "content_type": "application/yaml"},
                  {"json": {"source": HOSTILE_SOURCES[name]}}):
         started = time.monotonic()
@@ -167,8 +183,9 @@ def test_fields_schema_pattern_cannot_backtrack_forever():
     "/v1/rules/expense_policy/versions/v/simulate", "/v1/jobs/some-job/reviews",
 ])
 @pytest.mark.parametrize("shape", ["arrays", "objects", "mixed_under_limit_twice"])
-def test_deeply_nested_json_is_a_problem_not_a_500(settings, redis_url, path, shape):
-    client, headers = make_client(settings, redis_url), admin(settings, "deep-json")
+def test_deeply_nested_json_is_a_problem_not_a_500(shared_app, path, shape):
+    settings, client = shared_app
+    headers = admin(settings, "deep-json")
     body = {
         "arrays": "[" * 100_000 + "]" * 100_000,
         "objects": '{"a":' * 100_000 + "1" + "}" * 100_000,
