@@ -12,6 +12,10 @@ Measured with bench/events.py (README, "Serving live events").
 """
 import os
 
+# What the API writes under the data directory (uploads, page images, metrics) is private: set
+# here, in the master, so every worker inherits it (gunicorn's own `umask` is for its sockets).
+os.umask(0o077)
+
 worker_class = "gthread"
 workers = int(os.environ.get("DOCKET_API_WORKERS", "2"))
 threads = int(os.environ.get("DOCKET_API_THREADS", "256"))

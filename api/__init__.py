@@ -10,6 +10,7 @@ from api import multipart, observability
 from api.json_bodies import BoundedJSONProvider
 from docket import broker, logs
 from docket.config import Settings
+from docket.data_dir import prepare as prepare_data_dir
 from docket.errors import NotFound
 from docket.queues import CPU_QUEUE, DELIVER_WEBHOOK_TASK, create_celery
 from docket.rules import default_rules_dir, load_rules
@@ -26,7 +27,7 @@ def create_app(settings: Settings | None = None, broker_url: str | None = None) 
     # Whole requests may carry a batch; each file is checked against max_upload_bytes.
     app.config["MAX_CONTENT_LENGTH"] = settings.max_upload_bytes * settings.max_batch_files
     app.config["MAX_FORM_PARTS"] = settings.max_batch_files + 100
-    settings.uploads_dir.mkdir(parents=True, exist_ok=True)
+    prepare_data_dir(settings)  # private data directory and uploads; a bad secrets key stops here
     app.request_class = _disk_request(str(settings.uploads_dir))
     multipart.install()
 

@@ -9,6 +9,8 @@ from sqlalchemy import (JSON, BigInteger, DateTime, Float, ForeignKey, Index, In
                         UniqueConstraint, and_, func, select, text)
 from sqlalchemy.orm import DeclarativeBase, Mapped, aliased, mapped_column, relationship
 
+from db.sealed import SealedSecret
+
 JOB_STATUSES = ("queued", "running", "succeeded", "failed")
 DECISIONS = ("approve", "needs_review", "reject")
 ROLES = ("submitter", "reviewer", "admin", "metrics")
@@ -46,7 +48,7 @@ class Tenant(Base):
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     # Signs per-request callback_url deliveries (Standard Webhooks `whsec_...`).
-    webhook_secret: Mapped[str] = mapped_column(String(100))
+    webhook_secret: Mapped[str] = mapped_column(SealedSecret)  # encrypted at rest (db/sealed.py)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
@@ -270,7 +272,7 @@ class WebhookSubscription(Base):
     tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), index=True)
     url: Mapped[str] = mapped_column(String(2000))
     event_types: Mapped[list[Any]]
-    secret: Mapped[str] = mapped_column(String(100))
+    secret: Mapped[str] = mapped_column(SealedSecret)  # encrypted at rest (db/sealed.py)
     active: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 

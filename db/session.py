@@ -11,10 +11,13 @@ from sqlalchemy import create_engine, event, exc
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from db.private_files import private_sqlite
+
 
 @lru_cache(maxsize=None)
 def get_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
+        private_sqlite(url)  # 0600 before SQLite creates it with the umask's mode
         engine = create_engine(url, connect_args={"timeout": 30})
 
         @event.listens_for(engine, "connect")

@@ -17,8 +17,12 @@ from docket.config import Settings
 def main() -> None:
     """Docket: receipts, contracts and screenshots in, structured decisions out."""
     from docket import logs
+    from docket.data_dir import PRIVATE_UMASK
 
     logs.configure()  # DOCKET_LOG_LEVEL, DOCKET_LOG_FORMAT (text or json)
+    # Whatever a command and the processes it starts create (database, documents, page images,
+    # the embedded Redis's files, metrics) is readable by this user only (review item 9).
+    os.umask(PRIVATE_UMASK)
 
 
 @main.command()
@@ -116,7 +120,55 @@ def webhooks_secret(tenant: str) -> None:
     upgrade(settings.database_url)
     with session_scope(settings.database_url) as session:
         secret = ensure_tenant(session, tenant).webhook_secret
+    if not secret:
+        raise click.ClickException(f"the secret of tenant {tenant} cannot be read: {getattr(secret, 'reason', '')}")
     click.echo(secret)
+
+
+@main.group("secrets")
+def secrets_group() -> None:
+    """The keys that encrypt stored webhook secrets (DOCKET_SECRETS_KEYS)."""
+
+
+@secrets_group.command("generate-key")
+def secrets_generate_key() -> None:
+    """Print a new Fernet key, to put first in DOCKET_SECRETS_KEYS."""
+    from cryptography.fernet import Fernet
+
+    click.echo(Fernet.generate_key().decode("ascii"))
+
+
+@secrets_group.command("rotate")
+def secrets_rotate() -> None:
+    """Re-encrypt every stored webhook secret under the first key of DOCKET_SECRETS_KEYS (plaintext
+    rows from before encryption too). Afterwards the other keys may be removed."""
+    from db import sealed
+    from db.migrate import upgrade
+    from db.session import session_scope
+
+    settings = Settings.from_env()
+    upgrade(settings.database_url)
+    try:
+        with session_scope(settings.database_url) as session:
+            counts = sealed.rotate(session)
+    except sealed.SecretsKeyError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"rotated {counts['rotated']}, encrypted {counts['encrypted']} stored in plaintext, "
+               f"unreadable {counts['unreadable']}")
+    if counts["unreadable"]:
+        raise click.ClickException(f"{counts['unreadable']} secret(s) open with none of the keys in "
+                                   f"{sealed.KEYS_ENV} (left as they were): add the key they were encrypted with")
+
+
+def _prepare(settings: Settings) -> None:
+    """The data directory private and the secrets' key usable, or no start."""
+    from db.sealed import SecretsKeyError
+    from docket import data_dir
+
+    try:
+        data_dir.prepare(settings)
+    except SecretsKeyError as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 @main.command()
@@ -134,6 +186,7 @@ def serve(host: str, port: int, workers: int) -> None:
 
     # SIGTERM (docker stop, a supervisor) must unwind like Ctrl-C so started servers stop.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    _prepare(Settings.from_env())
     # The API and the worker it starts write their samples to one folder: /metrics shows both.
     metrics.configure(Settings.from_env().data_dir, fresh=True)
     # Waitress, a production WSGI server, in place of Werkzeug's development server (which
@@ -163,6 +216,7 @@ def serve(host: str, port: int, workers: int) -> None:
 def worker(queues: str, concurrency: int | None, beat: bool, pool: str | None, metrics_port: int | None) -> None:
     """Run a Celery worker for the given queues."""
     settings = Settings.from_env()
+    _prepare(settings)
     if metrics_port is not None:
         _serve_metrics(settings, metrics_port)
     gpu = "gpu" in queues.split(",")
@@ -277,6 +331,7 @@ def analyze(files: tuple[Path, ...], rule: str, as_json: bool, analyzer: str, mo
             workers: int | None, timeout: float) -> None:
     """Send FILES through the pipeline (queue, worker, database) and print each decision as it
     is made (JSON Lines with --json: one object per file, in the order they finish)."""
+    from db.sealed import SecretsKeyError
     from docket.analyze import run
     from docket.errors import DocketError
 
@@ -302,6 +357,8 @@ def analyze(files: tuple[Path, ...], rule: str, as_json: bool, analyzer: str, mo
                       progress=len(files) > 1, on_result=show)
     except DocketError as exc:
         raise click.UsageError(exc.detail) from None
+    except SecretsKeyError as exc:
+        raise click.ClickException(str(exc)) from None
     sys.exit(0 if all(r["status"] == "succeeded" for r in results) else 1)
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import redis
 
+from db.private_files import FILE_MODE, private_dir
 from docket.config import Settings
 from docket.processes import die_with_parent
 
@@ -34,6 +35,11 @@ def _alive(url: str) -> bool:
         return False
 
 
+def _private_child() -> None:
+    os.umask(0o077)  # the server's log (and any dump) readable by this user only
+    die_with_parent()
+
+
 class EmbeddedRedis:
     def __init__(self, data_dir: Path):
         self.dir = data_dir / "redis"
@@ -42,7 +48,7 @@ class EmbeddedRedis:
         self.url: str | None = None
 
     def start(self, timeout: float = 10.0) -> str:
-        self.dir.mkdir(parents=True, exist_ok=True)
+        private_dir(self.dir)
         if self.state_file.exists():
             url = json.loads(self.state_file.read_text()).get("url")
             if url and _alive(url):
@@ -57,7 +63,7 @@ class EmbeddedRedis:
              "--logfile", str(self.dir / "server.log"), "--daemonize", "no"],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             start_new_session=True,  # Ctrl-C in the terminal reaches us, and we stop it in order
-            preexec_fn=die_with_parent,  # and if we are killed outright, it goes too
+            preexec_fn=_private_child,  # its files private; and if we are killed outright, it goes too
         )
         url = f"redis://127.0.0.1:{port}/0"
         deadline = time.monotonic() + timeout
@@ -67,7 +73,9 @@ class EmbeddedRedis:
                 raise RuntimeError(f"embedded Redis server did not start; see {self.dir / 'server.log'}")
             time.sleep(0.05)
         self.url = url
-        self.state_file.write_text(json.dumps({"url": url, "pid": self.proc.pid}))
+        fd = os.open(self.state_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
+        with os.fdopen(fd, "w") as out:
+            out.write(json.dumps({"url": url, "pid": self.proc.pid}))
         return url
 
     def stop(self) -> None:

@@ -13,6 +13,8 @@ import shutil
 from functools import lru_cache
 from pathlib import Path
 
+from db.private_files import private_dir
+
 ENV = "PROMETHEUS_MULTIPROC_DIR"
 STAGES = ("queue_wait", "preprocess", "analyze", "rules", "total")
 # Seconds: from a fast instant analysis to a slow multi-page model job.
@@ -26,7 +28,7 @@ def configure(data_dir: Path, *, fresh: bool = False) -> str:
     folder = os.environ.get(ENV) or str(data_dir / "metrics")
     if fresh and Path(folder).is_dir():
         shutil.rmtree(folder, ignore_errors=True)
-    Path(folder).mkdir(parents=True, exist_ok=True)
+    private_dir(folder)
     os.environ[ENV] = folder
     return folder
 

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 from db.models import Document
+from db.private_files import private_dir
 from docket import storage
 from docket.config import Settings
 from docket.pages import page_image
@@ -36,7 +37,7 @@ def page_png(settings: Settings, document: Document, index: int) -> Path:
         return path
     image = page_image(storage.local_path(settings, document), document.mime_type, index,
                        max_side=settings.max_image_side)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    private_dir(path.parent)
     buffer = io.BytesIO()
     image.save(buffer, "PNG")
     with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".tmp", delete=False) as tmp:

@@ -11,6 +11,7 @@ from typing import Iterator
 
 from db.migrate import upgrade
 from docket.config import Settings
+from docket.data_dir import prepare as prepare_data_dir
 from docket.embedded import ensure_redis
 from docket.processes import die_with_parent, stop_process
 
@@ -39,6 +40,7 @@ def local_stack(settings: Settings, *, workers: int = 1, quiet_workers: bool = F
     stopped on exit, in reverse order.
     """
     with ExitStack() as stack:
+        prepare_data_dir(settings)  # private before the database, Redis or a worker writes there
         url, server = ensure_redis(settings)
         if server is not None:
             stack.callback(server.stop)

@@ -10,6 +10,7 @@ import os
 import secrets
 from pathlib import Path
 
+from db.private_files import private_dir
 from docket.config import Settings
 
 
@@ -21,7 +22,7 @@ def session_key(settings: Settings) -> str:
         return path.read_text().strip()
     except FileNotFoundError:
         pass
-    path.parent.mkdir(parents=True, exist_ok=True)
+    private_dir(path.parent)
     key = secrets.token_urlsafe(48)
     tmp = path.with_name(f"secret_key.{os.getpid()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)

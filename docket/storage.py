@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
+from db.private_files import private_dir
 from docket.errors import DocketError, DocumentError
 
 if TYPE_CHECKING:
@@ -48,7 +49,7 @@ class Upload:
 
 
 def receive(stream: BinaryIO, uploads_dir: Path, max_bytes: int) -> Upload:
-    uploads_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(uploads_dir)
     digest = hashlib.sha256()
     size = 0
     fd, name = tempfile.mkstemp(dir=uploads_dir, prefix="upload-")
@@ -78,7 +79,7 @@ def key_for(sha256: str) -> str:
 def keep(upload: Upload, documents_dir: Path) -> Path:
     """Move the upload to its content address (or drop it when the bytes are already kept)."""
     target = documents_dir / upload.sha256[:2] / upload.sha256
-    target.parent.mkdir(parents=True, exist_ok=True)
+    private_dir(target.parent)
     if target.exists():
         discard(upload)
     else:
@@ -126,7 +127,7 @@ def local_path(settings: "Settings", document: "Document | str") -> Path:
             pass
         else:
             return path
-    path.parent.mkdir(parents=True, exist_ok=True)
+    private_dir(path.parent)
     fd, name = tempfile.mkstemp(dir=path.parent, prefix=".fetch-")
     try:
         with os.fdopen(fd, "wb") as out:
@@ -152,7 +153,7 @@ def fetch_derived(settings: "Settings", key: str, path: Path) -> bool:
     if settings.storage_url is None:
         return False
     store = _s3(settings)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    private_dir(path.parent)
     fd, name = tempfile.mkstemp(dir=path.parent, prefix=".fetch-")
     try:
         with os.fdopen(fd, "wb") as out:

@@ -22,6 +22,7 @@ from sqlalchemy import and_, or_, select, update
 from sqlalchemy.orm import Session
 
 from db.models import Tenant, WebhookAttempt, WebhookDelivery, WebhookSubscription
+from db.sealed import UnreadableSecret
 from docket.webhooks import ssrf
 from docket.webhooks.settings import WebhookSettings
 from docket.webhooks.signing import signed_headers
@@ -83,9 +84,10 @@ def _signing_secret(session: Session, delivery: WebhookDelivery) -> tuple[str | 
             return None, f"subscription {sub.id} is inactive"
         return sub.secret, None
     tenant = session.get(Tenant, delivery.tenant_id)
-    if tenant is None or not tenant.webhook_secret:
+    secret = tenant.webhook_secret if tenant is not None else None
+    if not secret and not isinstance(secret, UnreadableSecret):  # an unreadable one reads as ""
         return None, f"tenant {delivery.tenant_id} has no webhook secret"
-    return tenant.webhook_secret, None
+    return secret, None
 
 
 def attempt_delivery(session: Session, delivery_id: str, settings: WebhookSettings,
@@ -114,6 +116,9 @@ def attempt_delivery(session: Session, delivery_id: str, settings: WebhookSettin
     ok = False
     if unsendable:
         error = f"not sent: {unsendable}"
+    elif isinstance(secret, UnreadableSecret):
+        # A failed attempt, retried as usual: the keys may be put right before it is dead.
+        error = f"not sent: the signing secret cannot be decrypted: {secret.reason}"
     else:
         body = body_bytes(payload)
         started = time.monotonic()
