@@ -4,7 +4,7 @@ from __future__ import annotations
 from flask import Blueprint, request, url_for
 from sqlalchemy.exc import IntegrityError
 
-from api import context, idempotency, intake
+from api import context, idempotency, intake, visibility
 from api.jobs import event_stream
 from api.auth import Principal, authenticate, principal, require
 from api.limits import check_queue_depth
@@ -86,9 +86,10 @@ def accept_batch(documents: list[intake.Submitted], opts: dict, who: Principal,
 
 
 def tenant_batch(batch_id: str) -> Batch:
-    """The caller's batch, or 404 — also for another tenant's id, so ids reveal nothing."""
-    batch = context.db().get(Batch, batch_id)
-    if batch is None or batch.tenant_id != principal().tenant_id:
+    """The caller's batch, or 404 — also for another tenant's id, or a batch a submitter may
+    not read (api/visibility.py), so ids reveal nothing."""
+    batch, who = context.db().get(Batch, batch_id), principal()
+    if batch is None or batch.tenant_id != who.tenant_id or not visibility.may_read(who, batch.submitted_by):
         raise NotFound(f"No batch {batch_id}.")
     return batch
 

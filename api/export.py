@@ -79,5 +79,4 @@ def _with_bom(chunks: Iterator[str]) -> Iterator[bytes]:
 @require("read")
 def export_jobs():
     args = request.args
-    return csv_response(context.db(), job_filters.job_filter(args, principal().tenant_id, principal().key_id),
-                        job_filters.sort(args))
+    return csv_response(context.db(), job_filters.callers_filter(args, principal()), job_filters.sort(args))

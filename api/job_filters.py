@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
+from api.visibility import own_submissions
 from db.models import DECISIONS, JOB_STATUSES
 from db.queries import SORTS, JobFilter
 from docket.errors import DocketError
@@ -83,6 +84,15 @@ def job_filter(args, tenant: str, me: str | None = None) -> JobFilter:
         reviewed=None if reviewed is None else reviewed == "true",
         submitted_by=_submitter(args, me),
     )
+
+
+def callers_filter(args, who) -> JobFilter:
+    """The query's filter for an API caller (a Principal), within what it may read: a submitter's
+    is always limited to its own submissions (api/visibility.py)."""
+    flt = job_filter(args, who.tenant_id, who.key_id)
+    if (own := own_submissions(who)) is not None:
+        flt.submitted_by = own
+    return flt
 
 
 def sort(args, default: str = "newest") -> str:

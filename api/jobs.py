@@ -4,7 +4,7 @@ from __future__ import annotations
 from flask import Blueprint, Response, request, stream_with_context, url_for
 from sqlalchemy.exc import IntegrityError
 
-from api import context, idempotency, intake, job_filters
+from api import context, idempotency, intake, job_filters, visibility
 from api.auth import authenticate, principal, require
 from api.limits import check_queue_depth
 from api.problems import problem
@@ -19,9 +19,10 @@ bp.before_request(authenticate)
 
 
 def tenant_job(job_id: str) -> Job:
-    """The caller's job, or 404 — also for another tenant's id, so ids reveal nothing."""
-    job = context.db().get(Job, job_id)
-    if job is None or job.tenant_id != principal().tenant_id:
+    """The caller's job, or 404 — also for another tenant's id, or a job a submitter may not
+    read (api/visibility.py), so ids reveal nothing."""
+    job, who = context.db().get(Job, job_id), principal()
+    if job is None or job.tenant_id != who.tenant_id or not visibility.may_read(who, job.submitted_by):
         raise NotFound(f"No job {job_id}.")
     return job
 
@@ -156,7 +157,7 @@ def _releasing(events, release):
 @require("read")
 def list_jobs():
     args = request.args
-    flt = job_filters.job_filter(args, principal().tenant_id, principal().key_id)
+    flt = job_filters.callers_filter(args, principal())
     sort = job_filters.sort(args)
     session = context.db()
     try:

@@ -7,21 +7,37 @@ import time
 
 from flask import Blueprint, Flask, Response, current_app, g, request
 
-from api.auth import authenticate, require
+from api import context
+from api.auth import authenticate, principal, require
 from docket import logs, metrics
 from docket.queues import CONTROL_QUEUE, CPU_QUEUE, GPU_QUEUE
 
 bp = Blueprint("metrics", __name__)
-bp.before_request(authenticate)
+
+
+@bp.before_request
+def _operator_or_key() -> None:
+    """The operator's DOCKET_METRICS_TOKEN (every tenant's series), else an API key as anywhere."""
+    if metrics.operator_credential(request.headers.get("Authorization"), context.settings().metrics_token):
+        g.metrics_operator = True
+        return
+    authenticate()
+
+
+@require("metrics")
+def _callers_tenant() -> str:
+    return principal().tenant_id
 
 
 @bp.get("/metrics")
-@require("metrics")
 def scrape():
     """Prometheus' scrape: every API and worker process's samples (multiprocess mode) and the
-    queue depth measured now. A key with role `metrics` (or `admin`) as a Bearer token."""
+    queue depth measured now. The operator's token reads all of it; a key with role `metrics`
+    (or `admin`) reads the deployment-wide series and its own tenant's, never another's."""
+    tenant = None if g.get("metrics_operator") else _callers_tenant()
     broker_url = current_app.extensions["docket"]["celery"].conf.broker_url
-    body, content_type = metrics.exposition(metrics.queue_depths(broker_url, (CPU_QUEUE, GPU_QUEUE, CONTROL_QUEUE)))
+    body, content_type = metrics.exposition(metrics.queue_depths(broker_url, (CPU_QUEUE, GPU_QUEUE, CONTROL_QUEUE)),
+                                            tenant=tenant)
     return Response(body, content_type=content_type)
 
 

@@ -5,7 +5,7 @@ from datetime import datetime, timedelta, timezone
 
 from flask import Blueprint, request
 
-from api import context, job_filters
+from api import context, job_filters, visibility
 from api.auth import authenticate, principal, require
 from db import stats
 from db.queries import as_utc
@@ -34,8 +34,10 @@ def window(args) -> tuple[datetime, datetime]:
 @require("read")
 def get_stats():
     since, until = window(request.args)
-    body = stats.overview(context.db(), principal().tenant_id, since, until,
-                          rule=job_filters.text_arg(request.args, "rule", 100))
+    who = principal()
+    body = stats.overview(context.db(), who.tenant_id, since, until,
+                          rule=job_filters.text_arg(request.args, "rule", 100),
+                          submitted_by=visibility.own_submissions(who))  # a submitter's own only
     oldest = as_utc(body["oldest_in_backlog"])
     body["oldest_in_backlog"] = oldest.isoformat() if oldest else None
     return body

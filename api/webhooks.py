@@ -31,15 +31,24 @@ def subscription_json(sub: WebhookSubscription, secret: bool = False) -> dict:
     return body
 
 
-def delivery_json(delivery: WebhookDelivery, attempts: list[WebhookAttempt]) -> dict:
+def delivery_json(delivery: WebhookDelivery, attempts: list[WebhookAttempt], admin: bool) -> dict:
+    """A delivery and its attempts. A subscription's URL (often with a token in it) and its
+    errors (they name the host and quote the receiver) are shown to admins only; a job's own
+    callback_url is already in the job's JSON."""
+    hidden = delivery.subscription_id is not None and not admin
+
+    def error(text):
+        return None if hidden else text
+
     return {
-        "id": delivery.id, "event_type": delivery.event_type, "url": delivery.url, "status": delivery.status,
+        "id": delivery.id, "event_type": delivery.event_type, "url": None if hidden else delivery.url,
+        "status": delivery.status,
         "subscription_id": delivery.subscription_id, "job_id": delivery.job_id, "batch_id": delivery.batch_id,
         "attempts": delivery.attempts, "next_attempt_at": _time(delivery.next_attempt_at),
-        "last_status_code": delivery.last_status_code, "last_error": delivery.last_error,
+        "last_status_code": delivery.last_status_code, "last_error": error(delivery.last_error),
         "created_at": _time(delivery.created_at), "delivered_at": _time(delivery.delivered_at),
         "attempt_log": [{"attempted_at": _time(a.attempted_at), "status_code": a.status_code,
-                         "latency_ms": a.latency_ms, "error": a.error} for a in attempts],
+                         "latency_ms": a.latency_ms, "error": error(a.error)} for a in attempts],
     }
 
 
@@ -94,12 +103,12 @@ def delete_subscription(sub_id: str):
 
 
 def _deliveries_json(deliveries) -> list[dict]:
-    session = context.db()
+    session, admin = context.db(), principal().can("admin")
     out = []
     for d in deliveries:
         attempts = list(session.scalars(select(WebhookAttempt).where(WebhookAttempt.delivery_id == d.id)
                                         .order_by(WebhookAttempt.attempted_at)))
-        out.append(delivery_json(d, attempts))
+        out.append(delivery_json(d, attempts, admin))
     return out
 
 
@@ -114,7 +123,7 @@ def job_deliveries(job_id: str):
 
 
 @bp.post("/deliveries/<delivery_id>/replay")
-@require("submit")
+@require("admin")  # sending a subscription's payload again is the subscription owner's call
 def replay_delivery(delivery_id: str):
     from docket.webhooks.delivery import replay
 

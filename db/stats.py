@@ -28,9 +28,13 @@ def _median_seconds(session: Session, where) -> float | None:
     return round(statistics.median(values), 3) if values else None
 
 
-def overview(session: Session, tenant: str, since: datetime, until: datetime, rule: str | None = None) -> dict:
-    """Stats of the tenant's jobs decided in [since, until) (the backlog is as of now)."""
-    decided = [Job.tenant_id == tenant, Job.decided_at.is_not(None), Job.decided_at >= since, Job.decided_at < until]
+def overview(session: Session, tenant: str, since: datetime, until: datetime, rule: str | None = None,
+             submitted_by: str | None = None) -> dict:
+    """Stats of the tenant's jobs decided in [since, until) (the backlog is as of now); with
+    `submitted_by`, of that key's submissions only."""
+    mine = [Job.submitted_by == submitted_by] if submitted_by is not None else []
+    decided = [Job.tenant_id == tenant, Job.decided_at.is_not(None), Job.decided_at >= since, Job.decided_at < until,
+               *mine]
     if rule:
         decided.append(Job.rule_name == rule)
     day = _day(session, Job.decided_at).label("day")
@@ -47,17 +51,19 @@ def overview(session: Session, tenant: str, since: datetime, until: datetime, ru
     for entry in per_day.values():
         for decision in by_decision:
             by_decision[decision] += entry[decision]
-    backlog_where = [Job.tenant_id == tenant, Job.current_decision == "needs_review"]
+    backlog_where = [Job.tenant_id == tenant, Job.current_decision == "needs_review", *mine]
     if rule:
         backlog_where.append(Job.rule_name == rule)
     backlog = session.scalar(select(func.count()).select_from(Job).where(*backlog_where))
     oldest = session.scalar(select(func.min(Job.created_at)).where(*backlog_where))
-    status_where = [Job.tenant_id == tenant, Job.created_at >= since, Job.created_at < until]
+    status_where = [Job.tenant_id == tenant, Job.created_at >= since, Job.created_at < until, *mine]
     if rule:
         status_where.append(Job.rule_name == rule)
     by_status = {s: 0 for s in ("queued", "running", "succeeded", "failed")}
     by_status.update(dict(session.execute(select(Job.status, func.count()).where(*status_where).group_by(Job.status)).all()))
     review_where = [Review.tenant_id == tenant, Review.created_at >= since, Review.created_at < until]
+    if submitted_by is not None:
+        review_where.append(Review.job_id.in_(select(Job.id).where(Job.tenant_id == tenant, *mine)))
     reviews = session.scalar(select(func.count()).select_from(Review).where(*review_where))
     return {
         "since": since.isoformat(),

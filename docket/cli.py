@@ -288,8 +288,6 @@ def _serve_metrics(settings: Settings, port: int) -> None:
     """This worker's processes (and only theirs, unless PROMETHEUS_MULTIPROC_DIR says otherwise)
     count into a fresh folder; a thread of the main process serves them on `port`."""
     import socket
-    import threading
-    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
     from docket import metrics
     from docket.queues import CONTROL_QUEUE, CPU_QUEUE, GPU_QUEUE
@@ -298,24 +296,12 @@ def _serve_metrics(settings: Settings, port: int) -> None:
         os.environ[metrics.ENV] = str(settings.data_dir / "metrics" / f"worker-{socket.gethostname()}-{os.getpid()}")
     metrics.configure(settings.data_dir, fresh=True)
 
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self):  # noqa: N802 - the http.server name
-            if self.path.split("?")[0] != "/metrics":
-                self.send_error(404)
-                return
-            url = os.environ.get("DOCKET_REDIS_URL") or settings.redis_url
-            body, content_type = metrics.exposition(metrics.queue_depths(url, (CPU_QUEUE, GPU_QUEUE, CONTROL_QUEUE)))
-            self.send_response(200)
-            self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+    def depths():
+        url = os.environ.get("DOCKET_REDIS_URL") or settings.redis_url
+        return metrics.queue_depths(url, (CPU_QUEUE, GPU_QUEUE, CONTROL_QUEUE))
 
-        def log_message(self, *args):  # scrapes every 15 s are not worth a log line
-            pass
-
-    server = ThreadingHTTPServer(("0.0.0.0", port), Handler)
-    threading.Thread(target=server.serve_forever, name="docket-metrics", daemon=True).start()
+    # An operator's port: every tenant's series (docket/metrics.py says who reads what).
+    metrics.serve(port, settings.metrics_token, depths)
 
 
 @main.command()

@@ -132,6 +132,9 @@ class Settings:
     # browser reconnects with Last-Event-ID: no connection outlives a proxy's idle timeout or
     # holds a server thread for ever, and nothing is missed (the state is read again).
     event_stream_max_s: float = 300.0
+    # The operator's credential for /metrics (every tenant's series, and the workers'
+    # --metrics-port); a tenant's metrics key reads only its own tenant's series.
+    metrics_token: str | None = None
     # --- where document bytes live (docket/storage.py) ---
     # None: the local folder $DOCKET_DATA_DIR/documents; "s3://bucket/prefix": an S3-compatible
     # store (credentials from the usual AWS variables), shared by API and workers on any machine.
@@ -183,6 +186,7 @@ class Settings:
             session_hours=_int("DOCKET_SESSION_HOURS", 8),
             login_rate_limit=os.environ.get("DOCKET_LOGIN_RATE_LIMIT") or "10/minute",
             event_stream_max_s=max(0.1, _float("DOCKET_EVENT_STREAM_MAX_S", 300.0)),
+            metrics_token=os.environ.get("DOCKET_METRICS_TOKEN") or None,
             storage_url=_storage_url(os.environ.get("DOCKET_STORAGE_URL") or None),
             s3_endpoint_url=os.environ.get("DOCKET_S3_ENDPOINT_URL") or None,
             model=ModelSettings.from_env(),

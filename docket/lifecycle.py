@@ -78,7 +78,7 @@ def _observe(job: Job | None, status: str, decision: Decision | None = None) -> 
     """Count the finished job and its time per stage (after the commit: only what happened)."""
     if job is None or not metrics.enabled():
         return
-    metrics.job_finished(status, decision.decision if decision is not None else None, job.rule_name)
+    metrics.job_finished(job.tenant_id, status, decision.decision if decision is not None else None, job.rule_name)
     if decision is not None:
         for stage in ("preprocess", "analyze", "rules"):
             metrics.stage(stage, (decision.timings or {}).get(f"{stage}_s"))

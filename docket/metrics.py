@@ -2,6 +2,11 @@
 several processes, each writes its samples to files in one folder, and whoever serves /metrics
 (the API, or `docket worker --metrics-port`) adds them up.
 
+Who reads what: a series whose labels are a tenant's own (`tenant`, and the policy name `rule`,
+which a tenant chooses) carries a `tenant` label and is shown to that tenant's keys only
+(`exposition(tenant=...)`); deployment-wide series (HTTP, stages, queues, webhooks, model) have
+no such label. The full exposition is the operator's (DOCKET_METRICS_TOKEN, the workers' port).
+
 The folder is `PROMETHEUS_MULTIPROC_DIR` (prometheus-client's own variable); `configure()` sets
 it under the data directory when unset. It must be set before prometheus_client is first
 imported in a process, so the metric objects are made lazily, on first use.
@@ -41,9 +46,9 @@ class _Metrics:
     def __init__(self):
         from prometheus_client import Counter, Histogram
 
-        self.jobs_submitted = Counter("docket_jobs_submitted_total", "Jobs recorded", ["rule", "analyzer"])
+        self.jobs_submitted = Counter("docket_jobs_submitted_total", "Jobs recorded", ["tenant", "rule", "analyzer"])
         self.jobs_finished = Counter("docket_jobs_finished_total", "Jobs that ended",
-                                     ["status", "decision", "rule"])
+                                     ["tenant", "status", "decision", "rule"])
         self.stage_seconds = Histogram("docket_job_stage_seconds", "Time a job spent per stage", ["stage"],
                                        buckets=STAGE_BUCKETS)
         self.webhook_deliveries = Counter("docket_webhook_deliveries_total", "Webhook delivery attempts",
@@ -64,14 +69,14 @@ def get() -> _Metrics | None:
     return _Metrics() if enabled() else None
 
 
-def job_submitted(rule: str, analyzer: str) -> None:
+def job_submitted(tenant: str, rule: str, analyzer: str) -> None:
     if (m := get()) is not None:
-        m.jobs_submitted.labels(rule, analyzer).inc()
+        m.jobs_submitted.labels(tenant, rule, analyzer).inc()
 
 
-def job_finished(status: str, decision: str | None, rule: str) -> None:
+def job_finished(tenant: str, status: str, decision: str | None, rule: str) -> None:
     if (m := get()) is not None:
-        m.jobs_finished.labels(status, decision or "", rule).inc()
+        m.jobs_finished.labels(tenant, status, decision or "", rule).inc()
 
 
 def stage(name: str, seconds: float | None) -> None:
@@ -97,8 +102,31 @@ def model_batch(size: int, input_tokens: int, output_tokens: int) -> None:
         m.model_tokens.labels("output").inc(output_tokens)
 
 
-def exposition(queue_depth: dict[str, int] | None = None) -> tuple[bytes, str]:
-    """The text exposition of every process's samples (plus the queue depth, measured now)."""
+# Labels whose values belong to one tenant: a sample carrying any is shown only to its tenant.
+TENANT_LABELS = frozenset({"tenant", "rule"})
+
+
+def tenant_may_see(labels: dict[str, str], tenant: str) -> bool:
+    """A deployment-wide sample, or one of `tenant`'s own. A tenant-specific label without a
+    `tenant` (a sample from an older process) is nobody's but the operator's."""
+    return TENANT_LABELS.isdisjoint(labels) or labels.get("tenant") == tenant
+
+
+class _OneTenant:
+    """A registry's families with only the samples `tenant` may see."""
+
+    def __init__(self, registry, tenant: str):
+        self.registry, self.tenant = registry, tenant
+
+    def collect(self):
+        for family in self.registry.collect():
+            family.samples = [s for s in family.samples if tenant_may_see(s.labels, self.tenant)]
+            yield family
+
+
+def exposition(queue_depth: dict[str, int] | None = None, tenant: str | None = None) -> tuple[bytes, str]:
+    """The text exposition of every process's samples (plus the queue depth, measured now);
+    with `tenant`, only the deployment-wide samples and that tenant's own."""
     from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest, multiprocess
     from prometheus_client.core import GaugeMetricFamily
 
@@ -114,7 +142,48 @@ def exposition(queue_depth: dict[str, int] | None = None) -> tuple[bytes, str]:
                 yield family
 
         registry.register(_QueueDepth())
-    return generate_latest(registry), CONTENT_TYPE_LATEST
+    return generate_latest(registry if tenant is None else _OneTenant(registry, tenant)), CONTENT_TYPE_LATEST
+
+
+def operator_credential(authorization: str | None, token: str | None) -> bool:
+    """`Authorization: Bearer <DOCKET_METRICS_TOKEN>`, compared in constant time; never with no token set."""
+    import hmac
+
+    scheme, _, presented = (authorization or "").partition(" ")
+    return bool(token) and scheme.lower() == "bearer" and hmac.compare_digest(presented.strip().encode(), token.encode())
+
+
+def serve(port: int, token: str | None, depths, host: str = "0.0.0.0"):
+    """The workers' --metrics-port: the full exposition, an operator's port. With a token set
+    (DOCKET_METRICS_TOKEN) it answers only that bearer; without one, only those who reach the
+    port (keep it on the operator's network). `depths()` measures the queues at each scrape."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 - the http.server name
+            if self.path.split("?")[0] != "/metrics":
+                self.send_error(404)
+                return
+            if token and not operator_credential(self.headers.get("Authorization"), token):
+                self.send_response(401)
+                self.send_header("WWW-Authenticate", "Bearer")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
+            body, content_type = exposition(depths())
+            self.send_response(200)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):  # scrapes every 15 s are not worth a log line
+            pass
+
+    server = ThreadingHTTPServer((host, port), Handler)
+    threading.Thread(target=server.serve_forever, name="docket-metrics", daemon=True).start()
+    return server
 
 
 def queue_depths(redis_url: str | None, queues) -> dict[str, int]:

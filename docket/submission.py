@@ -135,7 +135,7 @@ def new_jobs(session: Session, documents: list[tuple[str | None, Document]], rul
                 set_committed_value(job, "batch", batch)
             jobs.append(job)
     for _ in jobs:
-        metrics.job_submitted(rule.name, analyzer)
+        metrics.job_submitted(tenant_id, rule.name, analyzer)
     return jobs
 
 

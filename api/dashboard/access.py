@@ -3,7 +3,7 @@
 Reviewers and admins see everything in their tenant. A submitter sees only what its own key
 submitted: the Upload page, My submissions, those batches and jobs (without the review form);
 the queue, overview, export and policies answer 403, anyone else's job or batch 404 — the same
-answer as another tenant's, so ids reveal nothing.
+answer as another tenant's, so ids reveal nothing. The read rule is the API's (api/visibility.py).
 """
 from __future__ import annotations
 
@@ -11,18 +11,12 @@ import functools
 
 from flask import abort
 
-from api.auth import Principal
 from api.batches import tenant_batch
 from api.dashboard.session import current, signed_in
 from api.jobs import tenant_job
+from api.visibility import tenant_wide
 from db.models import Batch, Job
 from docket.errors import NotFound
-
-TENANT_WIDE_ROLES = ("reviewer", "admin")
-
-
-def tenant_wide(who: Principal | None) -> bool:
-    return who is not None and who.role in TENANT_WIDE_ROLES
 
 
 def check_tenant_wide() -> None:
@@ -43,20 +37,14 @@ def tenant_wide_only(view):
     return signed_in(wrapper)
 
 
-def _visible(submitted_by: str | None) -> bool:
-    who = current()
-    return tenant_wide(who) or (who is not None and who.key_id is not None and submitted_by == who.key_id)
-
-
 def visible_job(job_id: str) -> Job:
-    job = tenant_job(job_id)
-    if not _visible(job.submitted_by):
+    # current() makes the signed-in key the principal that the API's lookup checks.
+    if current() is None:
         raise NotFound(f"No job {job_id}.")
-    return job
+    return tenant_job(job_id)
 
 
 def visible_batch(batch_id: str) -> Batch:
-    batch = tenant_batch(batch_id)
-    if not _visible(batch.submitted_by):
+    if current() is None:
         raise NotFound(f"No batch {batch_id}.")
-    return batch
+    return tenant_batch(batch_id)
