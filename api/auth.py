@@ -13,7 +13,7 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 
-from flask import g, request
+from flask import current_app, g, request
 
 from api import context
 from db.models import DEFAULT_TENANT
@@ -59,6 +59,13 @@ class Forbidden(DocketError):
     title = "Forbidden"
 
 
+class TooManyFailures(DocketError):
+    # The same problem code as the rate limiter's own 429s: a client handles both alike.
+    status = 429
+    code = "too_many_requests"
+    title = "Too Many Requests"
+
+
 def open_bootstrap_allowed() -> bool:
     settings = context.settings()
     return settings.database_url.startswith("sqlite") and settings.auth_mode != "required"
@@ -66,21 +73,47 @@ def open_bootstrap_allowed() -> bool:
 
 def authenticate() -> None:
     """before_request for the API blueprints: sets g.principal or refuses with 401."""
-    header = request.headers.get("Authorization", "")
-    scheme, _, token = header.partition(" ")
-    if not header:
+    if not request.headers.get("Authorization", ""):
         if open_bootstrap_allowed() and not tenants.any_keys(context.db()):
             g.principal = Principal(None, DEFAULT_TENANT, "admin")
             return
         raise Unauthorized("Send 'Authorization: Bearer <API key>'. Create a key with "
                            "`docket keys create --role submitter --tenant <tenant>`.")
-    if scheme.lower() != "bearer" or not token.strip():
-        raise Unauthorized("The Authorization header must be 'Bearer <API key>'.")
-    who = key_principal(token.strip())
-    if who is None:
-        raise Unauthorized("Unknown or revoked API key.")
+    who = bearer()
+    if isinstance(who, DocketError):
+        raise who
     g.principal = who
     logs.bind(tenant=who.tenant_id)  # undone with the request's other ids at teardown
+
+
+def bearer() -> Principal | DocketError | None:
+    """The Authorization header's verdict, reached once per request (the rate limiter asks before
+    authenticate does, to count against the key's id): the key's principal, the refusal to
+    answer, or None without a header. Refusals count against the client address's budget of
+    failures (api/limits.py); past it, keys not already known good are not even looked up."""
+    if "docket_bearer" in g:
+        return g.docket_bearer
+    header = request.headers.get("Authorization", "")
+    verdict: Principal | DocketError | None = None
+    if header:
+        scheme, _, token = header.partition(" ")
+        token = token.strip() if scheme.lower() == "bearer" else ""  # "bearer K", "Bearer  K": one key
+        digest = tenants.hash_key(token) if token else None
+        failures = current_app.extensions.get("docket_auth_failures")
+        # A key that authenticated here before is no guess: it skips the failure budget's read.
+        wait = failures.exceeded() if failures is not None and not failures.known(digest) else None
+        if wait is not None:  # no lookup: a throttled guesser learns nothing, right or wrong
+            verdict = TooManyFailures(f"Too many failed authentications from this address; retry in {wait} s.",
+                                      headers={"Retry-After": str(wait)})
+        else:
+            verdict = (key_principal(token) if token else None) or Unauthorized(
+                "Unknown or revoked API key." if token else "The Authorization header must be 'Bearer <API key>'.")
+            if failures is not None and isinstance(verdict, Unauthorized):
+                failures.count()
+            elif failures is not None:
+                failures.vouch(digest)
+    g.docket_bearer = verdict
+    return verdict
 
 
 def key_principal(plaintext: str) -> Principal | None:

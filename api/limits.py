@@ -1,30 +1,91 @@
-"""Per-key rate limits (flask-limiter, counters in Redis) and the queue-depth guard."""
+"""Per-key rate limits (flask-limiter, counters in Redis), failed authentications per client
+address, and the queue-depth guard."""
 from __future__ import annotations
 
-import hashlib
+import logging
+import math
 import threading
 import time
 
 from flask import current_app, g, has_request_context, request, session
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
+from limits import parse
 from limits.storage import RedisStorage
 from sqlalchemy import func, select
 
-from api import context
+from api import auth, context
 from db.models import Job
 from docket.errors import DocketError
 
+log = logging.getLogger(__name__)
+
 
 def rate_key() -> str:
-    # Runs before authentication, so it keys on the presented token itself: a valid key gets
-    # its own budget, and guessing keys is throttled like anything else.
-    header = request.headers.get("Authorization", "")
-    if header:
-        return "key:" + hashlib.sha256(header.encode()).hexdigest()[:32]
-    if session.get("key_id"):  # a dashboard session: its key's own budget, not its office's IP
-        return "session:" + str(session["key_id"])
+    """The authenticated key's id: every spelling of its header, its API calls and its dashboard
+    session share one budget. Runs before authenticate, which then reuses the verdict (no second
+    lookup); anything not a known key (no key, refused, throttled) counts against its address."""
+    try:
+        if request.blueprint and request.blueprint.startswith("dashboard"):  # a session, not a header
+            if session:
+                from api.dashboard.session import current
+
+                who = current()
+                if who is not None:
+                    return "key:" + who.key_id
+        elif request.headers.get("Authorization"):
+            who = auth.bearer()
+            if isinstance(who, auth.Principal) and who.key_id:
+                return "key:" + who.key_id
+    except Exception:  # e.g. the database is down: the route's own check answers it, not the limiter
+        log.debug("rate_key: no identity", exc_info=True)
     return "ip:" + get_remote_address()
+
+
+class AuthFailures:
+    """Failed authentications (unknown, revoked or malformed keys) per client address, in the
+    limiter's storage: past the budget, the address's guesses get 429 without a lookup. The
+    address is the peer's (Docket trusts no X-Forwarded-For). A Redis that fails counts nothing,
+    as the limiter itself (swallow_errors)."""
+
+    def __init__(self, limiter: Limiter, limit: str, max_known: int = 4096):
+        self.limiter, self.item = limiter, parse(limit)
+        # Digests of keys that authenticated in this process: they need no failure check (a
+        # revoked one is still refused by its lookup, and then counts as a failure).
+        self._known: dict[str, None] = {}
+        self._max_known, self._lock = max_known, threading.Lock()
+
+    def known(self, digest: str | None) -> bool:
+        return digest is not None and digest in self._known
+
+    def vouch(self, digest: str | None) -> None:
+        if digest is None or digest in self._known:
+            return
+        with self._lock:
+            if len(self._known) >= self._max_known:
+                del self._known[next(iter(self._known))]  # the oldest
+            self._known[digest] = None
+
+    def _identity(self) -> tuple[str, str, str]:
+        return "docket-limits", "auth-failures", get_remote_address()
+
+    def exceeded(self) -> int | None:
+        """Seconds until the address may try again; None while it is within its budget."""
+        try:
+            strategy = self.limiter.limiter
+            if strategy.test(self.item, *self._identity()):
+                return None
+            reset, _ = strategy.get_window_stats(self.item, *self._identity())
+            return max(1, math.ceil(reset - time.time()))
+        except Exception:
+            log.warning("auth failure limit unavailable", exc_info=True)
+            return None
+
+    def count(self) -> None:
+        try:
+            self.limiter.limiter.hit(self.item, *self._identity())
+        except Exception:
+            log.warning("auth failure limit unavailable", exc_info=True)
 
 
 class CountingRedisStorage(RedisStorage):
@@ -91,6 +152,7 @@ def init_limits(app, settings, storage_uri: str) -> Limiter:
     app.view_functions["dashboard.sign_in_post"] = limiter.limit(settings.login_rate_limit, key_func=get_remote_address)(
         app.view_functions["dashboard.sign_in_post"])
     limiter.exempt(app.view_functions["static"])
+    app.extensions["docket_auth_failures"] = AuthFailures(limiter, settings.auth_failure_limit)
     return limiter
 
 

@@ -66,6 +66,22 @@ class ApiKey(Base):
     revoked_at: Mapped[datetime | None]
 
 
+class DashboardSession(Base):
+    """A dashboard sign-in, checked on every dashboard request so that it can be ended server-side
+    (sign-out, "sign out everywhere", a revoked key). The cookie holds the random token; only its
+    SHA-256 is kept here, so reading this table signs nobody in."""
+
+    __tablename__ = "dashboard_sessions"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    key_id: Mapped[str] = mapped_column(ForeignKey("api_keys.id"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime]
+    revoked_at: Mapped[datetime | None]
+
+    __table_args__ = (Index("ix_dashboard_sessions_key", "key_id"),)
+
+
 class Document(Base):
     """Uploaded bytes, content-addressed: the same file uploaded twice is one row, one file."""
 

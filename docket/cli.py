@@ -85,6 +85,24 @@ def keys_revoke(key: str) -> None:
     click.echo(f"revoked key {key_id}")
 
 
+@keys.command("sign-out")
+@click.argument("key")
+def keys_sign_out(key: str) -> None:
+    """End every dashboard session of a key (id or the key itself), in every browser; the key
+    itself keeps working (`keys revoke` ends both)."""
+    from db.models import ApiKey
+    from db.session import session_scope
+    from docket import dashboard_sessions
+    from docket.tenants import KEY_PREFIX
+
+    key_id = key[len(KEY_PREFIX):].split("_", 1)[0] if key.startswith(KEY_PREFIX) else key
+    with session_scope(Settings.from_env().database_url) as session:
+        if session.get(ApiKey, key_id) is None:
+            raise click.ClickException("no such key")
+        ended = dashboard_sessions.end_all(session, key_id)
+    click.echo(f"ended {ended} session{'' if ended == 1 else 's'} of key {key_id}")
+
+
 @keys.command("list")
 @click.option("--tenant", default=None)
 def keys_list(tenant: str | None) -> None:

@@ -117,6 +117,8 @@ class Settings:
     auth_mode: str = "auto"
     rate_limit: str = "600/minute"
     submit_rate_limit: str = "120/minute"
+    # Failed authentications (unknown, revoked, malformed keys) per client address: key guessing.
+    auth_failure_limit: str = "20/minute"
     max_queue_depth: int = 10_000
     idempotency_ttl: int = 24 * 3600
     # Perceptual-hash distance (of 64 bits) at or under which two receipts are near-duplicates.
@@ -178,6 +180,7 @@ class Settings:
             auth_mode=os.environ.get("DOCKET_AUTH") or "auto",
             rate_limit=os.environ.get("DOCKET_RATE_LIMIT") or "600/minute",
             submit_rate_limit=os.environ.get("DOCKET_SUBMIT_RATE_LIMIT") or "120/minute",
+            auth_failure_limit=os.environ.get("DOCKET_AUTH_FAILURE_LIMIT") or "20/minute",
             max_queue_depth=_int("DOCKET_MAX_QUEUE_DEPTH", 10_000),
             idempotency_ttl=_int("DOCKET_IDEMPOTENCY_TTL", 24 * 3600),
             duplicate_distance=_int("DOCKET_DUPLICATE_DISTANCE", 6),

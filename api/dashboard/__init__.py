@@ -8,6 +8,7 @@ follow their own submissions (api/dashboard/access.py).
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
+from urllib.parse import unquote, urlsplit
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_wtf.csrf import CSRFError, CSRFProtect
@@ -16,7 +17,8 @@ from werkzeug.exceptions import HTTPException
 from api import context, job_filters
 from api.dashboard import presenters, streams, uploads
 from api.dashboard.access import tenant_wide, tenant_wide_only, visible_batch, visible_job
-from api.dashboard.session import SignInRefused, current, sign_in, sign_out, signed_in, wants_data
+from api.dashboard.session import (SignInRefused, current, sign_in, sign_out, sign_out_everywhere, signed_in,
+                                   wants_data)
 from api.documents import document_response, page_response
 from api.export import csv_response
 from api.jobs import event_stream
@@ -86,10 +88,16 @@ def _tenant() -> str:
 
 
 def _safe_next(target: str | None) -> str:
-    # Only our own pages: never an open redirect to another site.
-    if target and target.startswith("/dashboard") and not target.startswith("//"):
-        return target
-    return url_for("dashboard.index")
+    """Only our own pages: never an open redirect to another site, nor a header a control
+    character could break (CR/LF gave a 500). Anything doubtful goes to the dashboard's home."""
+    if not target or not target.isascii():  # a Location header is ASCII; anything else could not be sent
+        return url_for("dashboard.index")
+    for form in (target, unquote(target)):  # %0d%0a, %5c: what a browser or proxy might decode
+        parts = urlsplit(form)
+        if (not form.isprintable() or "\\" in form or parts.scheme or parts.netloc
+                or not (parts.path == "/dashboard" or parts.path.startswith("/dashboard/"))):
+            return url_for("dashboard.index")
+    return target
 
 
 @bp.get("")
@@ -115,6 +123,13 @@ def sign_in_post():
 @bp.post("/sign-out")
 def sign_out_post():
     sign_out()
+    return redirect(url_for("dashboard.index"))
+
+
+@bp.post("/sign-out-everywhere")
+def sign_out_everywhere_post():
+    """Ends every session of the signed-in key: other browsers and any copied cookie too."""
+    sign_out_everywhere()
     return redirect(url_for("dashboard.index"))
 
 

@@ -1,8 +1,9 @@
 """Who is signed in to the dashboard: a submitter, reviewer or admin API key, remembered in the session.
 
-The cookie holds the key's id, never the key; every request checks the key still exists and is
-not revoked, so revoking a key signs its sessions out at once. What each role may see is
-api/dashboard/access.py's business; metrics keys cannot sign in.
+The cookie holds a random session token, never the key; every request finds its session in the
+database (docket/dashboard_sessions.py) and checks it was not ended and its key is not revoked,
+so sign-out, "sign out everywhere" and revoking a key end it at once, in every API process. What
+each role may see is api/dashboard/access.py's business; metrics keys cannot sign in.
 """
 from __future__ import annotations
 
@@ -14,8 +15,7 @@ from flask.sessions import SecureCookieSessionInterface
 
 from api import context
 from api.auth import Principal
-from db.models import ApiKey
-from docket import tenants
+from docket import dashboard_sessions, tenants
 
 SIGN_IN_ROLES = ("submitter", "reviewer", "admin")
 
@@ -59,14 +59,35 @@ def sign_in(plaintext: str) -> Principal:
         raise SignInRefused("Unknown or revoked key.")
     if key.role not in SIGN_IN_ROLES:
         raise SignInRefused(f"A {key.role} key cannot sign in to the dashboard; use a submitter, reviewer or admin key.")
+    db = context.db()
+    dashboard_sessions.end(db, session.get("sid"))  # whatever this browser had before is over
+    token = dashboard_sessions.start(db, key.id, context.settings().session_hours)
+    db.commit()
     session.clear()  # a new session id for a new identity (no fixation)
     session.permanent = True
-    session["key_id"] = key.id
+    session["sid"] = token
+    g.pop("dashboard_principal", None)
     return Principal(key.id, key.tenant_id, key.role, key.name)
 
 
 def sign_out() -> None:
+    """Ends this session server-side: a copy of the cookie opens nothing afterwards."""
+    db = context.db()
+    dashboard_sessions.end(db, session.get("sid"))
+    db.commit()
     session.clear()
+    g.pop("dashboard_principal", None)
+
+
+def sign_out_everywhere() -> int:
+    """Ends every session of the signed-in key (other browsers, copied cookies); returns how many."""
+    who = current()
+    db = context.db()
+    ended = dashboard_sessions.end_all(db, who.key_id) if who is not None else 0
+    db.commit()
+    session.clear()
+    g.pop("dashboard_principal", None)
+    return ended
 
 
 def current() -> Principal | None:
@@ -74,12 +95,11 @@ def current() -> Principal | None:
     if "dashboard_principal" in g:
         return g.dashboard_principal
     who = None
-    key_id = session.get("key_id")
-    if key_id:
-        key = context.db().get(ApiKey, key_id)
-        if key is not None and key.revoked_at is None and key.role in SIGN_IN_ROLES:
+    if session:
+        key = dashboard_sessions.find(context.db(), session.get("sid"))
+        if key is not None and key.role in SIGN_IN_ROLES:
             who = Principal(key.id, key.tenant_id, key.role, key.name)
-        else:
+        elif "sid" in session or "key_id" in session:  # ended, expired, or a cookie from before 0011
             session.clear()
     g.dashboard_principal = who
     # The API's role checks and the rate limiter read g.principal.
