@@ -7,7 +7,7 @@ from typing import Any
 
 from flask import Blueprint, request, url_for
 
-from api import context
+from api import context, visibility
 from api.auth import authenticate, principal, require
 from db.models import PolicyRun
 from docket import policies, redecide, runs, simulation
@@ -138,10 +138,17 @@ def simulate(name: str, version: str):
                                duplicate_distance=context.settings().duplicate_distance)
 
 
+def _tenant_run(run_id: str, kinds: tuple[str, ...]) -> PolicyRun:
+    # A run reads the whole tenant's jobs (counts, example job ids): not a submitter's to read.
+    if not visibility.tenant_wide(principal()):
+        raise NotFound("No such run.")
+    return runs.tenant_run(context.db(), _tenant(), run_id, kinds)
+
+
 @bp.get("/simulations/<run_id>")
 @require("read")
 def get_simulation(run_id: str):
-    return runs.run_json(runs.tenant_run(context.db(), _tenant(), run_id, ("simulation",)))
+    return runs.run_json(_tenant_run(run_id, ("simulation",)))
 
 
 @bp.post("/rules/<name>/versions/<version>/activate")
@@ -190,4 +197,4 @@ def create_redecision():
 @bp.get("/redecisions/<run_id>")
 @require("read")
 def get_redecision(run_id: str):
-    return runs.run_json(runs.tenant_run(context.db(), _tenant(), run_id, ("redecision", "reanalysis")))
+    return runs.run_json(_tenant_run(run_id, ("redecision", "reanalysis")))

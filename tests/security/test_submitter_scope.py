@@ -158,3 +158,18 @@ def test_reviewers_and_admins_still_read_the_whole_tenant(office, role):
     rows = list(csv.DictReader(io.StringIO(client.get("/v1/jobs/export.csv", headers=h)
                                            .get_data(as_text=True).lstrip("\ufeff"))))
     assert len(rows) == 4
+
+
+def test_submitter_cannot_read_a_policy_simulation(office):
+    """A simulation reads the whole tenant's past jobs (counts, example job ids): a reviewer's."""
+    client, ks, jobs, _ = office
+    started = client.post("/v1/rules/expense_policy/versions/expense_policy/simulate", json={"background": True},
+                          headers=ks["reviewer"])
+    if started.status_code == 404:  # the built-in's version is its hash: ask for it by listing
+        version = client.get("/v1/rules/expense_policy/versions", headers=ks["reviewer"]).get_json()["active"]
+        started = client.post(f"/v1/rules/expense_policy/versions/{version}/simulate", json={"background": True},
+                              headers=ks["reviewer"])
+    assert started.status_code == 202, started.get_data(as_text=True)
+    run_id = started.get_json()["id"]
+    assert client.get(f"/v1/simulations/{run_id}", headers=ks["reviewer"]).status_code == 200
+    assert _not_found(client.get(f"/v1/simulations/{run_id}", headers=ks["a1"]))
