@@ -335,9 +335,12 @@ def test_a_malformed_key_refuses_start_clearly(settings, redis_url, monkeypatch,
     with pytest.raises(SecretsKeyError, match="DOCKET_SECRETS_KEYS") as caught:
         create_app(settings, broker_url=redis_url)
     assert not any(part in str(caught.value) for part in bad.split(","))  # no key material in the message
-    env = {**base_env(settings.data_dir), "DOCKET_SECRETS_KEYS": bad}
+
+
+def test_a_worker_with_a_malformed_key_does_not_start(settings):
+    env = {**base_env(settings.data_dir), "DOCKET_SECRETS_KEYS": GOOD_KEY + ",short"}
     out = subprocess.run([DOCKET, "worker"], env=env, capture_output=True, text=True, timeout=60)
-    assert out.returncode != 0 and "DOCKET_SECRETS_KEYS" in out.stderr and "Traceback" not in out.stderr
+    assert out.returncode != 0 and "key 2 of DOCKET_SECRETS_KEYS" in out.stderr and "Traceback" not in out.stderr
 
 
 def test_an_unreadable_secret_is_never_written_back(settings, keys):
