@@ -5,9 +5,9 @@ import statistics
 from datetime import datetime
 
 from sqlalchemy import Date, cast, func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
-from db.models import Job, Review
+from db.models import Decision, Job, Review
 
 
 def _day(session: Session, column):
@@ -65,6 +65,8 @@ def overview(session: Session, tenant: str, since: datetime, until: datetime, ru
     if submitted_by is not None:
         review_where.append(Review.job_id.in_(select(Job.id).where(Job.tenant_id == tenant, *mine)))
     reviews = session.scalar(select(func.count()).select_from(Review).where(*review_where))
+    automatic = _automatic(session, decided)
+    corrections = _corrections(session, review_where, tenant, rule)
     return {
         "since": since.isoformat(),
         "until": until.isoformat(),
@@ -77,4 +79,32 @@ def overview(session: Session, tenant: str, since: datetime, until: datetime, ru
         "oldest_in_backlog": oldest,
         "reviews": reviews,
         "median_seconds_to_decision": _median_seconds(session, decided),
+        # Quality (issue 20): the share of decided jobs the policy decided alone (its newest machine
+        # decision approve or reject), and the fields reviewers corrected: reading quality drifting.
+        "automation_rate": round(automatic / sum(by_decision.values()), 4) if sum(by_decision.values()) else None,
+        "corrections": corrections,
     }
+
+
+def _automatic(session: Session, decided: list) -> int:
+    """Decided jobs whose newest machine decision (analysis or re-decision) needed no person."""
+    newer = aliased(Decision)
+    newest = select(func.max(newer.id)).where(newer.job_id == Job.id).correlate(Job).scalar_subquery()
+    return session.scalar(select(func.count()).select_from(Job)
+                          .join(Decision, (Decision.job_id == Job.id) & (Decision.id == newest))
+                          .where(*decided, Decision.decision.in_(("approve", "reject")))) or 0
+
+
+def _corrections(session: Session, review_where: list, tenant: str, rule: str | None) -> dict[str, int]:
+    """Field -> how many reviews in the window changed it (reviewers' corrections are the live
+    system's ground truth), most corrected first."""
+    where = list(review_where)
+    if rule:
+        where.append(Review.job_id.in_(select(Job.id).where(Job.tenant_id == tenant, Job.rule_name == rule)))
+    counts: dict[str, int] = {}
+    for before, after in session.execute(select(Review.fields_before, Review.fields_after).where(*where)):
+        before, after = before if isinstance(before, dict) else {}, after if isinstance(after, dict) else {}
+        for name in set(before) | set(after):
+            if before.get(name) != after.get(name):
+                counts[name] = counts.get(name, 0) + 1
+    return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))

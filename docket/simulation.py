@@ -131,7 +131,8 @@ def load_chunk(session: Session, tenant_id: str, name: str, flt: PolicyFilter, *
     columns = [Job.id, Job.created_at, Job.filename, Job.reviewed_at, Job.current_decision, Job.analyzer,
                Document.mime_type, Document.page_count, Document.phash,
                Decision.id.label("decision_id"), Decision.decision, Decision.fields, Decision.reasons,
-               Decision.rule_version, Decision.model_output]
+               Decision.rule_version, Decision.model_output, Decision.confidence, Decision.evidence,
+               Decision.sources]
     if with_text:
         columns.append(Decision.text)
     query = (selection(tenant_id, name, flt, before=before).with_only_columns(*columns)
@@ -271,7 +272,11 @@ class Evaluator:
         same_schema = used is not None and used.fields_schema == self.candidate.fields_schema
         return evaluate(self.candidate, row.fields, document, now=as_utc(row.created_at), proposed=proposed,
                         proposed_reasons=proposed_reasons,
-                        schema_reasons=[r for r in reasons if _is_schema_reason(r)] if same_schema else None)
+                        schema_reasons=[r for r in reasons if _is_schema_reason(r)] if same_schema else None,
+                        # The certainty test on the confidences stored with the decision; one stored
+                        # without any (a model's, before the model recorded them) cannot be judged.
+                        confidence=row.confidence if isinstance(row.confidence, dict) and row.confidence else None,
+                        evidence=row.evidence, sources=row.sources)
 
     def reanalysis_needed(self, versions: Iterable[str]) -> dict[str, list[str]]:
         """For each decision version whose fields cannot answer for the candidate: what differs."""

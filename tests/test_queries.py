@@ -384,6 +384,9 @@ def test_overview(session, database_url):
         "reviews": 1,
         # durations 30, 864060, 60, 50, 40, 10 -> median of 30, 40, 50, 60 ... = (40 + 50) / 2
         "median_seconds_to_decision": 45.0,
+        # 3 approvals and a reject of 6 decided by the policy alone; the review in the window changed no field
+        "automation_rate": 0.6667,
+        "corrections": {},
     }
     contracts = stats.overview(session, seed.tenant, since, until, rule="contract_review")
     assert (contracts["decided"], contracts["by_decision"], contracts["review_backlog"],

@@ -192,16 +192,18 @@ def _check(session, job: Job, document: Document, reading: Reading, attempt: int
     invoice = invoice_facts.facts(session if with_history else None, job, analysis.fields,
                                   analysis.extra.get("qr"), with_history=with_history)
     timings = dict(reading.timings)
+    fallback = "model" if job.analyzer == "model" else "ocr"
+    sources = {name: analysis.sources.get(name, fallback) for name in analysis.fields}
     started = time.perf_counter()
+    # Confidences, evidence and sources go in too: the rule's `certainty` reads them (uncertain_field).
     verdict = evaluate(rule, analysis.fields,
                        {"text": analysis.text, "pages": document.page_count, "mime_type": document.mime_type,
                         "filename": filename or "", **duplicate_scan.facts(duplicates), **invoice},
-                       proposed=analysis.proposed, proposed_reasons=analysis.proposed_reasons)
+                       proposed=analysis.proposed, proposed_reasons=analysis.proposed_reasons,
+                       confidence=analysis.confidence or {}, evidence=analysis.evidence, sources=sources)
     timings["rules_s"] = round(time.perf_counter() - started, 4)
     # A model analyzer's raw output, prompt hash and token counts, where the schema keeps them.
     recorded = {"model_output": analysis.extra} if analysis.extra else {}
-    fallback = "model" if job.analyzer == "model" else "ocr"
-    sources = {name: analysis.sources.get(name, fallback) for name in analysis.fields}
     decision = Decision(job_id=job.id, decision=verdict.decision, fields=analysis.fields, reasons=verdict.reasons,
                         confidence=analysis.confidence, evidence=analysis.evidence, sources=sources,
                         rule_name=rule.name, rule_version=rule.version, analyzer=job.analyzer,

@@ -57,13 +57,23 @@ def evaluate(
     proposed: str = "approve",
     proposed_reasons: Iterable[dict] = (),
     schema_reasons: Iterable[dict] | None = None,
+    confidence: Mapping | None = None,
+    evidence: Mapping | None = None,
+    sources: Mapping | None = None,
 ) -> Verdict:
     """Apply ``rule`` to extracted ``fields``; see the :mod:`docket.rules` docstring for semantics.
 
     ``schema_reasons``: the ``required:*``/``schema:*`` reasons an earlier evaluation found for
     these same fields against this same fields schema (validation is deterministic, and most of
     an evaluation's cost); they are reused instead of validating again. Simulations and
-    re-decisions pass them when the schema did not change."""
+    re-decisions pass them when the schema did not change.
+
+    ``confidence``/``evidence``/``sources``: per field, as the analyzer recorded them. Each field
+    the rule's ``certainty`` names whose value is present but read with less confidence than it
+    asks (or none recorded) adds an ``uncertain_field`` reason (needs_review) naming the field,
+    value, confidence and evidence box; values from an e-invoice's own data or a verified QR code
+    are exact. ``confidence=None`` (a caller with no analysis, e.g. a test of the checks alone)
+    skips the test; every analysis, simulation and re-decision passes a mapping."""
     if proposed not in _SEVERITY:
         raise ValueError(f"proposed decision must be one of {DECISIONS}, got {proposed!r}")
     tag = {"rule": rule.name, "rule_version": rule.version}
@@ -86,6 +96,11 @@ def evaluate(
             add(reason["check"], reason["outcome"], reason["message"])
     else:
         _validate(rule, fields, cleaned, add)
+
+    if rule.certainty and confidence is not None:
+        for reason in uncertain_fields(rule, cleaned, confidence, evidence, sources):
+            add(reason["check"], reason["outcome"], reason["message"])
+            reasons[-1].update({k: reason[k] for k in ("field", "value", "confidence", "threshold", "evidence")})
 
     document = _clean(document) if isinstance(document, Mapping) else {}
     moment = _utc(now) if now is not None else _dt.datetime.now(_dt.timezone.utc)
@@ -143,3 +158,52 @@ def _validate(rule: Rule, fields: Any, cleaned: dict, add) -> None:
         add(f"schema:{where}", "needs_review", f"field {where} is invalid: {_truncate(error.message)}")
     if len(errors) > _MAX_SCHEMA_REASONS:
         add("schema:$", "needs_review", f"{len(errors) - _MAX_SCHEMA_REASONS} more schema errors not shown")
+
+
+#: Sources whose values are exact by construction: an e-invoice's own data, a verified QR code.
+CERTAIN_SOURCES = frozenset({"embedded_xml", "qr"})
+UNCERTAIN_FIELD = "uncertain_field"
+
+
+def _confidence(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value)
+
+
+def _box_text(boxes: Any) -> str:
+    if not isinstance(boxes, (list, tuple)) or not boxes:
+        return "no evidence box"
+    parts = []
+    for box in list(boxes)[:3]:
+        if isinstance(box, (list, tuple)):
+            parts.append("[" + ", ".join(str(round(v)) if isinstance(v, (int, float)) else str(v) for v in box) + "]")
+    more = f" and {len(boxes) - 3} more" if len(boxes) > 3 else ""
+    return ("evidence box " + ", ".join(parts) + more) if parts else "no evidence box"
+
+
+def uncertain_fields(rule: Rule, fields: Mapping, confidence: Mapping | None, evidence: Mapping | None = None,
+                     sources: Mapping | None = None) -> list[dict]:
+    """One ``uncertain_field`` reason per field that ``rule.certainty`` names, whose value is
+    present in ``fields`` (absent values are the schema's and the checks' business) and whose
+    confidence is below the threshold or unknown; exact sources pass."""
+    confidence = confidence if isinstance(confidence, Mapping) else {}
+    evidence = evidence if isinstance(evidence, Mapping) else {}
+    sources = sources if isinstance(sources, Mapping) else {}
+    out = []
+    for name, threshold in rule.certainty.items():
+        if name not in fields or sources.get(name) in CERTAIN_SOURCES:
+            continue
+        value, sure = fields[name], _confidence(confidence.get(name))
+        if sure is not None and sure >= threshold:
+            continue
+        boxes = evidence.get(name) or []
+        shown = _truncate(_one_line(value if isinstance(value, str) else repr(value)), 80)
+        how = f"with confidence {round(sure, 3):g}" if sure is not None else "with no recorded confidence"
+        out.append({
+            "check": UNCERTAIN_FIELD, "outcome": "needs_review",
+            "message": (f"{name} {shown} was read {how}, below the {threshold:g} this policy needs to decide "
+                        f"on it alone ({_box_text(boxes)}): check the value"),
+            "field": name, "value": value, "confidence": sure, "threshold": threshold, "evidence": boxes,
+        })
+    return out

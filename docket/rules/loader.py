@@ -176,6 +176,12 @@ def _load(text: str, *, version: str, where: str, path: Path, expected_name: str
             raise fail(f"required field {required!r} is not declared in fields.properties{_AT}",
                        "fields", "required", index)
 
+    certainty = {str(k): float(v) for k, v in (data.get("certainty") or {}).items()}
+    for key in certainty:
+        if key not in properties:
+            raise fail(f"certainty names field {key!r}, which is not declared in fields.properties{_AT}",
+                       "certainty", key)
+
     params = _plain(data.get("params") or {})
     for key, value in params.items():
         if key.endswith(("_pattern", "_patterns", "_terms")):
@@ -226,6 +232,7 @@ def _load(text: str, *, version: str, where: str, path: Path, expected_name: str
         params=params,
         default_currency=data.get("default_currency"),
         path=path,
+        certainty=certainty,
         _validator=_fields_validator(schema),
         _cel_params=_to_cel(params, numbers_as_double=True),
     )

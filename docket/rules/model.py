@@ -53,6 +53,8 @@ class Rule:
     params: dict
     default_currency: str | None
     path: Path
+    #: field -> the least confidence its value needs for an automatic decision (``certainty:``).
+    certainty: dict = field(default_factory=dict)
     _validator: Any = field(default=None, compare=False, repr=False)
     _cel_params: Any = field(default=None, compare=False, repr=False)
     #: Idle ``cel.Context`` objects holding ``params`` and the helper functions,

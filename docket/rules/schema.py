@@ -20,7 +20,9 @@ OUTCOMES = ("reject", "needs_review")
 #: Keys a check may read from ``document``.
 DOCUMENT_KEYS = frozenset({"text", "pages", "mime_type", "filename", "near_duplicate", "duplicate_of",
                            # invoice facts (docket/invoice_facts.py)
-                           "invalid_tax_ids", "qr_mismatches", "duplicate_invoice", "duplicate_invoice_of"})
+                           "invalid_tax_ids", "qr_mismatches", "duplicate_invoice", "duplicate_invoice_of",
+                           # the total in the policy's currency (docket/fx.py)
+                           "converted", "total_shown"})
 #: Top-level CEL variables.
 ACTIVATION_NAMES = frozenset({"fields", "document", "params", "now"})
 
@@ -35,6 +37,8 @@ MAX_MESSAGE_CHARS = 1000
 MAX_PROMPT_CHARS = 20_000
 #: Items in one params list (a list a check may iterate over).
 MAX_PARAM_ITEMS = 1000
+#: Fields one policy's ``certainty`` may name.
+MAX_CERTAINTY_FIELDS = 100
 
 #: JSON Schema of a rule file (the YAML, after parsing).
 RULE_FILE_SCHEMA: dict[str, Any] = {
@@ -54,6 +58,13 @@ RULE_FILE_SCHEMA: dict[str, Any] = {
             "additionalProperties": {"maxItems": MAX_PARAM_ITEMS},
         },
         "prompt": {"type": "string", "minLength": 1, "maxLength": MAX_PROMPT_CHARS},
+        # field -> the least confidence its value needs for an automatic decision (uncertain_field)
+        "certainty": {
+            "type": "object",
+            "maxProperties": MAX_CERTAINTY_FIELDS,
+            "propertyNames": {"pattern": "^[A-Za-z_][A-Za-z0-9_]*$"},
+            "additionalProperties": {"type": "number", "minimum": 0, "maximum": 1},
+        },
         "fields": {
             "type": "object",
             "required": ["type", "properties"],

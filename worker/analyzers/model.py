@@ -82,6 +82,9 @@ class ModelAnalyzer:
         outcome = interpret(result, request, rule, self.settings.model.max_new_tokens)
         fields = outcome["fields"]
         sources = {name: "model" for name in fields}
+        # Token probabilities of each value (worker/vlm/confidence.py); the rule's certainty reads them.
+        probabilities = engine.field_confidence(result)
+        confidence = {name: probabilities[name] for name in fields if name in probabilities}
         if rule.document_type == "receipt":
             # An e-invoice's own data (OFD, CII/UBL XML, a ZUGFeRD PDF's attachment) is exact:
             # it wins over what the model read from the page, where the rule has the field.
@@ -91,7 +94,7 @@ class ModelAnalyzer:
             known = rule.fields_schema.get("properties", {})
             for name, value in (data.fields.items() if data else ()):
                 if name in known:
-                    fields[name], sources[name] = value, "embedded_xml"
+                    fields[name], sources[name], confidence[name] = value, "embedded_xml", 1.0
         text = document.text_layer or (fields.get("text") if isinstance(fields.get("text"), str) else "")
         extra = {
             "model": engine.identity,
@@ -108,6 +111,7 @@ class ModelAnalyzer:
         }
         return Analysis(
             fields=fields,
+            confidence=confidence,
             sources=sources,
             text=text,
             proposed=outcome["proposed"],

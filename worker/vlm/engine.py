@@ -25,6 +25,7 @@ from typing import Any
 from docket.config import ModelSettings
 from docket.rules import Rule
 from docket.pages import PreparedDocument
+from worker.vlm.confidence import TokenProbabilities, confidence_of
 from worker.vlm.loading import LoadedModel, load
 from worker.vlm.schema import GrammarCache, output_schema, repair
 
@@ -64,6 +65,8 @@ class Result:
     batch_size: int
     generate_s: float
     token_ids: list[int] = field(default_factory=list)
+    #: Per token of token_ids: its probability among what the grammar allowed (worker/vlm/confidence.py).
+    token_probabilities: list[float] = field(default_factory=list)
 
 
 def fit_pixels(image, max_pixels: int):
@@ -161,8 +164,9 @@ class Engine:
         limit = max_new_tokens or self.settings.max_new_tokens
         kwargs: dict[str, Any] = {"max_new_tokens": limit, "do_sample": False,
                                   "pad_token_id": self.loaded.tokenizer.pad_token_id}
-        if constrained:
-            kwargs["logits_processor"] = [self.grammars.processor([self.grammars.get(r.schema) for r in requests])]
+        recorder = TokenProbabilities()  # last: it sees the grammar's mask
+        processors = [self.grammars.processor([self.grammars.get(r.schema) for r in requests])] if constrained else []
+        kwargs["logits_processor"] = [*processors, recorder]
         if min_new_tokens:
             kwargs["min_new_tokens"] = min_new_tokens
         started = time.perf_counter()
@@ -182,8 +186,13 @@ class Engine:
             text = self.loaded.tokenizer.decode(tokens, skip_special_tokens=True)
             results.append(Result(text=text, finished=end is not None,
                                   input_tokens=int(inputs["attention_mask"][row].sum()), output_tokens=len(tokens),
-                                  batch_size=len(requests), generate_s=elapsed, token_ids=tokens))
+                                  batch_size=len(requests), generate_s=elapsed, token_ids=tokens,
+                                  token_probabilities=recorder.row(row, len(tokens))))
         return results
+
+    def field_confidence(self, result: Result) -> dict[str, float]:
+        """Per field of the answer: the probability the model gave to its value's tokens."""
+        return confidence_of(result, lambda ids: self.loaded.tokenizer.decode(ids, skip_special_tokens=True))
 
     def run_split(self, requests: list[Request], **kwargs) -> list[Result | BaseException]:
         """Like run(), never raising: each item is its Result or the exception for that job."""
