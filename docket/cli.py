@@ -622,5 +622,9 @@ def _redact(url: str) -> str:
     return make_url(url).render_as_string(hide_password=True)
 
 
+from docket.fx_cli import fx_group  # noqa: E402 - `docket fx …` (exchange rates)
+
+main.add_command(fx_group)
+
 if __name__ == "__main__":
     main()

@@ -127,7 +127,7 @@ def _redecide_chunk(session: Session, run, candidate: Rule, flt, facts, builtins
             decision=verdict.decision, fields=prev.fields, reasons=verdict.reasons, confidence=prev.confidence,
             evidence=prev.evidence, sources=prev.sources, rule_name=candidate.name, rule_version=candidate.version,
             analyzer=prev.analyzer, model=prev.model, timings={"redecided_from": prev.id}, model_output=prev.model_output,
-            text=prev.text, created_at=now))
+            text=prev.text, converted=facts.converted(prev.fields), created_at=now))
         changed = verdict.decision != row.decision
         # The current decision follows the new one unless a person reviewed the job (checked in the
         # UPDATE itself, so a review committed meanwhile is never overwritten).

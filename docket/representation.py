@@ -53,6 +53,8 @@ def job_json(job: Job, *, history: bool = False) -> dict:
         # a contract's parties and largest amount (db/review_queue.py).
         "merchant": job.merchant,
         "amount": job.amount,
+        # The total in the policy's currency when it was printed in another (docket/fx.py).
+        "converted": None,
     }
     decision = job.decision
     if decision is not None:
@@ -67,6 +69,7 @@ def job_json(job: Job, *, history: bool = False) -> dict:
             review_count=len(job.reviews),
             reasons=decision.reasons,
             confidence=decision.confidence,
+            converted=decision.converted,
             evidence=decision.evidence,
             sources=decision.sources or {},
             rule={"name": decision.rule_name, "version": decision.rule_version},

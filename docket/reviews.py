@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from db.models import DECISIONS, Job, Review, utcnow
 from db.review_queue import queue_values
 from db.queries import as_utc
-from docket import duplicates, invoice_facts
+from docket import duplicates, fx, invoice_facts
 from docket.errors import DocketError
 from docket.representation import current_fields, job_json
 from docket.rules import Rule, evaluate
@@ -62,6 +62,7 @@ def policy_on(session: Session, job: Job, fields: dict[str, Any], rule: Rule, du
             session, job, document.phash, duplicate_distance, most=duplicates.NEAREST)))
     qr = (job.decision.model_output or {}).get("qr")
     facts.update(invoice_facts.facts(session, job, fields, qr, with_history=invoice_facts.reads_history(rule)))
+    facts.update(fx.facts(fx.Rates(session, job.tenant_id), rule, fields))  # a corrected total converts too
     verdict = evaluate(rule, fields, facts, now=as_utc(job.created_at))
     return {"decision": verdict.decision, "reasons": verdict.reasons, "rule_version": rule.version}
 

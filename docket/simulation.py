@@ -31,7 +31,7 @@ from sqlalchemy.orm import Session, aliased
 from db.models import DECISIONS, Decision, Document, Job, utcnow
 from db.queries import JobFilter, as_utc, filtered
 from db.review_queue import invoice_key
-from docket import duplicates, invoice_facts, policies
+from docket import duplicates, fx, invoice_facts, policies
 from docket.errors import DocketError
 from docket.rules import Rule, evaluate
 
@@ -161,6 +161,7 @@ class Facts:
         self.history = invoice_facts.reads_history(rule)
         self.with_text = rule.reads_document("text")
         self._claims: dict[str, list[tuple[datetime, str]]] = {}
+        self.rates = fx.Rates(session, tenant_id)  # the total in the policy's currency, as the worker converts it
         if self.near:
             query = (select(Job.created_at, Job.id, Job.phash)  # the scan's rows (docket/duplicates.py)
                      .where(Job.tenant_id == tenant_id, Job.phash.is_not(None)))
@@ -176,6 +177,7 @@ class Facts:
 
     def prepare(self, session: Session, rows: Iterable) -> None:
         """Read the invoice history the next rows need (one query per chunk)."""
+        self.rates.bind(session)  # a run's chunks each have a session of their own
         if not self.history:
             return
         keys = {k for k in (invoice_key(r.fields) for r in rows) if k and k not in self._claims}
@@ -199,10 +201,16 @@ class Facts:
             doc.update(duplicates.facts(self._near_duplicates(row)))
         qr = (row.model_output or {}).get("qr") if isinstance(row.model_output, dict) else None
         doc.update(invoice_facts.facts(None, None, fields, qr, with_history=False))
+        doc.update(fx.facts(self.rates, self.rule, fields))
         if self.history:
             earlier = self._earlier_claim(row, fields)
             doc.update(duplicate_invoice=earlier is not None, duplicate_invoice_of=earlier or "")
         return doc
+
+    def converted(self, fields) -> dict[str, Any] | None:
+        """The conversion a decision on `fields` records (docket/fx.py), or None."""
+        made = fx.conversion(self.rates, self.rule, fields if isinstance(fields, dict) else {})
+        return made.to_json() if made is not None else None
 
     def _near_duplicates(self, row) -> list[str]:
         # As docket.duplicates.earlier_near_duplicates: the tenant's other jobs submitted within a

@@ -66,8 +66,11 @@ def test_docket_analyze_reads_fapiao_pdf_text_layer_and_qr(tmp_path):
     assert pdf["sources"]["merchant_name"] == "text_layer"  # the PDF's own (sound) text
     assert pdf["sources"]["invoice_number"] == "qr"  # confirmed by the printed QR code
     assert pdf["fields"]["expense_category"] == "transport"  # *运输服务*… on the item line
-    # The Chinese invoices are in CNY and the shipped policy's limits in MYR: finance converts.
-    assert any(r["check"] == "foreign_currency" for r in pdf["reasons"])
+    # The Chinese invoices are in CNY and the shipped policy's limits in MYR: converted at the
+    # invoice's date (the ECB history shipped with Docket), so no person is needed for that.
+    assert pdf["converted"]["currency"] == "MYR" and pdf["converted"]["source"] == "ecb"
+    assert pdf["converted"]["amount"] == round(truth["total_amount"] * pdf["converted"]["rate"], 2)
+    assert not any(r["check"] == "foreign_currency" for r in pdf["reasons"])
 
 
 def test_the_same_invoice_claimed_twice_goes_to_review(server):

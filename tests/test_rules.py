@@ -261,9 +261,12 @@ def test_expense_checks_do_not_fire_on_clean_variants(shipped, changes):
 
 
 def test_meal_cap_message_renders_params(shipped):
-    verdict = decide(shipped["expense_policy"], _receipt(merchant_name="Kopitiam Ah Kow", total=150, subtotal=None, tax=None))
+    from docket import fx
+
+    rule, fields = shipped["expense_policy"], _receipt(merchant_name="Kopitiam Ah Kow", total=150, subtotal=None, tax=None)
+    verdict = decide(rule, fields, fx.facts(fx.Rates(None, None), rule, fields))  # the worker's money facts
     (reason,) = [r for r in verdict.reasons if r["check"] == "meal_cap"]
-    assert reason["message"] == "Meal receipts over MYR 100 need a manager's approval"
+    assert reason["message"] == "Meal receipts over MYR 100 need a manager's approval (this receipt: MYR 150.00)"
 
 
 def test_foreign_currency_receipts_skip_myr_caps(shipped):

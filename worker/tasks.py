@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from celery.exceptions import Reject, SoftTimeLimitExceeded
 from sqlalchemy import update
 
-from docket import database, invoice_facts, lifecycle, live, policies, recovery
+from docket import database, fx, invoice_facts, lifecycle, live, policies, recovery
 from db import jobs as job_state
 from db.models import Decision, Document, Job
 from db.session import one_statement_transactions, session_scope
@@ -191,6 +191,7 @@ def _check(session, job: Job, document: Document, reading: Reading, attempt: int
     with_history = invoice_facts.reads_history(rule)
     invoice = invoice_facts.facts(session if with_history else None, job, analysis.fields,
                                   analysis.extra.get("qr"), with_history=with_history)
+    money = fx.facts(fx.Rates(session, job.tenant_id), rule, analysis.fields)  # caps in the policy's currency
     timings = dict(reading.timings)
     fallback = "model" if job.analyzer == "model" else "ocr"
     sources = {name: analysis.sources.get(name, fallback) for name in analysis.fields}
@@ -198,7 +199,7 @@ def _check(session, job: Job, document: Document, reading: Reading, attempt: int
     # Confidences, evidence and sources go in too: the rule's `certainty` reads them (uncertain_field).
     verdict = evaluate(rule, analysis.fields,
                        {"text": analysis.text, "pages": document.page_count, "mime_type": document.mime_type,
-                        "filename": filename or "", **duplicate_scan.facts(duplicates), **invoice},
+                        "filename": filename or "", **duplicate_scan.facts(duplicates), **invoice, **money},
                        proposed=analysis.proposed, proposed_reasons=analysis.proposed_reasons,
                        confidence=analysis.confidence or {}, evidence=analysis.evidence, sources=sources)
     timings["rules_s"] = round(time.perf_counter() - started, 4)
@@ -207,7 +208,8 @@ def _check(session, job: Job, document: Document, reading: Reading, attempt: int
     decision = Decision(job_id=job.id, decision=verdict.decision, fields=analysis.fields, reasons=verdict.reasons,
                         confidence=analysis.confidence, evidence=analysis.evidence, sources=sources,
                         rule_name=rule.name, rule_version=rule.version, analyzer=job.analyzer,
-                        model=analysis.model, timings=timings, text=analysis.text, **recorded)
+                        model=analysis.model, timings=timings, text=analysis.text,
+                        converted=money.get("converted"), **recorded)
     return lifecycle.succeed(session, job.id, attempt, decision, document)
 
 
