@@ -172,15 +172,31 @@ def test_serve_killed_outright_leaves_nothing_running(stack_env):
 
     from tests.conftest import Server
 
+    data_dir = stack_env["DOCKET_DATA_DIR"]
     srv = Server(stack_env, workers=1)
-    children = _pids_with_data_dir(stack_env["DOCKET_DATA_DIR"]) - {srv.proc.pid}
-    assert children, "expected a worker (and, embedded, a Redis server) started by docket serve"
+    assert _pids_with_data_dir(data_dir) - {srv.proc.pid}, "expected a worker (and, embedded, a Redis server) started by docket serve"
     srv.proc.send_signal(signal.SIGKILL)
     srv.proc.wait()
+
+    def running() -> set[int]:
+        # Scanned afresh each time: the worker may still be forking its pool and beat when serve
+        # dies (a loaded machine starts it slowly), and those must go too; a pid that has exited
+        # meanwhile (its /proc entry gone) or is a zombie is not running.
+        alive = set()
+        for p in _pids_with_data_dir(data_dir):
+            try:
+                if b"zombie" not in open(f"/proc/{p}/status", "rb").read().lower():
+                    alive.add(p)
+            except OSError:
+                pass
+        return alive
+
     deadline = time.monotonic() + 30
-    while (left := {p for p in children if os.path.exists(f"/proc/{p}") and
-                    b"zombie" not in open(f"/proc/{p}/status", "rb").read().lower()}) and time.monotonic() < deadline:
+    while (left := running()) and time.monotonic() < deadline:
         time.sleep(0.3)
     for pid in left:  # do not leak them into the rest of the run
-        os.killpg(pid, signal.SIGKILL) if os.getpgid(pid) == pid else os.kill(pid, signal.SIGKILL)
+        try:
+            os.killpg(pid, signal.SIGKILL) if os.getpgid(pid) == pid else os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
     assert not left, f"still running after docket serve was killed: {left}"

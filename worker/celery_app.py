@@ -2,13 +2,16 @@
 process's settings. Task modules decorate their tasks with it."""
 from __future__ import annotations
 
-from celery.signals import celeryd_after_setup, task_postrun, task_prerun, worker_process_init
+import os
+
+from celery.signals import beat_embedded_init, celeryd_after_setup, task_postrun, task_prerun, worker_process_init
 
 from db.session import get_engine
 from docket import logs
 from docket.config import Settings
 from docket.queues import ANALYZE_TASK, CONTROL_QUEUE, create_celery
 
+_MAIN_PID = os.getpid()  # the worker's main process, which forks the pool and the embedded beat
 _settings = Settings.from_env()
 _settings.data_dir.mkdir(parents=True, exist_ok=True)  # beat keeps its schedule file there
 celery = create_celery(_settings)
@@ -38,6 +41,21 @@ def _unbind_log_ids(task_id=None, **_kwargs) -> None:
     tokens = _log_tokens.pop(task_id, None)
     if tokens:
         logs.unbind(tokens)
+
+
+@worker_process_init.connect
+@beat_embedded_init.connect
+def _die_with_the_worker(**_kwargs) -> None:
+    """A forked pool or beat process ends with the worker's main process, even one killed outright
+    (or by `docket serve` dying) while it was starting them: the death signal is not inherited
+    across fork, and a parent that died before it was set has already left us orphaned."""
+    from docket.processes import die_with_parent
+
+    if os.getpid() == _MAIN_PID:  # not a forked child: nothing to tie
+        return
+    die_with_parent()
+    if os.getppid() != _MAIN_PID:
+        os._exit(1)
 
 
 @worker_process_init.connect
