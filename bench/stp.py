@@ -156,12 +156,14 @@ def fields_read(rule) -> set[str]:
 # --- deciding ----------------------------------------------------------------------------------------
 
 def decide(rule, reading: dict, now: _dt.datetime):
-    from docket import invoice_facts
+    from docket import fx, invoice_facts
     from docket.rules import evaluate
 
     fields = reading["fields"]
     document = {"text": "", "pages": reading["pages"], "mime_type": reading["mime_type"], "filename": "",
-                **invoice_facts.facts(None, None, fields, reading.get("qr"), with_history=False)}
+                **invoice_facts.facts(None, None, fields, reading.get("qr"), with_history=False),
+                # caps in the policy's currency, as the worker converts (the shipped ECB history)
+                **fx.facts(fx.Rates(None, None), rule, fields)}
     sources = {k: reading["sources"].get(k, "ocr") for k in fields}
     return evaluate(rule, fields, document, now=now, confidence=reading["confidence"],
                     evidence=reading["evidence"], sources=sources)

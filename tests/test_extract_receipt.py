@@ -400,3 +400,18 @@ def test_tagline_above_a_numbered_address_is_not_part_of_it():
     # and an address that does not start with its number keeps the line below the name
     rows = ["CAFE MAJU", "Car Park Office", "Basement 1, Lebuhraya Sprint,", "47400 Petaling Jaya", "Tel: 03-1234 5678"]
     assert _address_of(rows) == "Car Park Office Basement 1, Lebuhraya Sprint, 47400 Petaling Jaya"
+
+
+def test_total_is_surer_when_other_amounts_add_up_to_it():
+    """Arithmetic is independent evidence: a total that subtotal + tax reproduce is more likely
+    read right than the same total alone; one they contradict gains nothing."""
+    head = ["SHOP SDN BHD", [("Date:", 40), ("25/12/2018", 200)]]
+    alone = extract_receipt(layout(head + [[("TOTAL", 40), ("106.00", 420)]], score=0.9))
+    agreeing = extract_receipt(layout(head + [[("SUBTOTAL", 40), ("100.00", 420)], [("TAX 6%", 40), ("6.00", 420)],
+                                              [("TOTAL", 40), ("106.00", 420)]], score=0.9))
+    contradicting = extract_receipt(layout(head + [[("SUBTOTAL", 40), ("100.00", 420)],
+                                                   [("TAX 6%", 40), ("6.00", 420)],
+                                                   [("TOTAL", 40), ("160.00", 420)]], score=0.9))
+    assert agreeing.fields["total"] == alone.fields["total"] == 106.0
+    assert agreeing.confidence["total"] > alone.confidence["total"]
+    assert contradicting.confidence["total"] <= alone.confidence["total"]

@@ -90,4 +90,29 @@ def extract_receipt(lines: list, default_currency: str | None = None) -> Extract
         for item in listed:
             item["description"] = item["description"][:200]
         put("items", listed[:50], used, conf)
+    _corroborate_total(ex)
     return ex
+
+
+def _corroborate_total(ex: Extraction) -> None:
+    """Raise the total's confidence when amounts read from other lines add up to it (subtotal +
+    tax, or the items): a misread total (7.20 for 127.20) does not also satisfy an independent
+    sum. The pieces count as independent evidence: 1 - (1 - p_total)(1 - p_sum), where p_sum is
+    the weakest piece's own confidence (paid - change already counts in the amounts reader)."""
+    fields, conf = ex.fields, ex.confidence
+    total = fields.get("total")
+    if not isinstance(total, (int, float)) or total <= 0:
+        return
+    support = []
+    subtotal, tax = fields.get("subtotal"), fields.get("tax")
+    if isinstance(subtotal, (int, float)) and isinstance(tax, (int, float)) and tax > 0 \
+            and abs(subtotal + tax - total) < 0.011:
+        support.append(min(conf["subtotal"], conf["tax"]))
+    items = fields.get("items")
+    if isinstance(items, list) and len(items) > 1:
+        amounts = [i.get("amount") for i in items if isinstance(i, dict)]
+        if all(isinstance(a, (int, float)) for a in amounts) and abs(round(sum(amounts), 2) - total) < 0.011:
+            support.append(conf.get("items", 0.0))
+    if support:
+        combined = 1 - (1 - conf["total"]) * (1 - max(support))
+        conf["total"] = round(min(0.99, max(conf["total"], combined)), 3)
