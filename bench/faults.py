@@ -54,6 +54,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import psycopg  # noqa: E402
+from cryptography.fernet import Fernet  # noqa: E402
 import redis  # noqa: E402
 import requests  # noqa: E402
 from PIL import Image  # noqa: E402
@@ -214,15 +215,26 @@ class Stack:
                    PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1")
         env.update(dict(profile.env))
         env.update(extra_env)
+        # One secrets key for this process (which creates the tenant and its webhook secret) and
+        # every process of the stack, as a deployment sets it (db/sealed.py).
+        env.setdefault("DOCKET_SECRETS_KEYS", os.environ.get("DOCKET_SECRETS_KEYS") or Fernet.generate_key().decode())
         self.env = env
         subprocess.run([str(BIN / "docket"), "migrate"], env=env, cwd=ROOT, check=True, capture_output=True)
         self.tenant = "drill"
         from db.session import get_engine, session_scope
         from docket.tenants import create_key, ensure_tenant
 
-        with session_scope(self.database_url) as session:
-            self.secret = ensure_tenant(session, self.tenant).webhook_secret
-            _, self.key = create_key(session, self.tenant, "admin", "fault drill")
+        saved = os.environ.get("DOCKET_SECRETS_KEYS")
+        os.environ["DOCKET_SECRETS_KEYS"] = env["DOCKET_SECRETS_KEYS"]
+        try:
+            with session_scope(self.database_url) as session:
+                self.secret = ensure_tenant(session, self.tenant).webhook_secret
+                _, self.key = create_key(session, self.tenant, "admin", "fault drill")
+        finally:
+            if saved is None:
+                os.environ.pop("DOCKET_SECRETS_KEYS", None)
+            else:
+                os.environ["DOCKET_SECRETS_KEYS"] = saved
         get_engine(self.database_url).dispose()  # this process holds no connection through the faults
         self.port = services.free_port()
         self.url = f"http://127.0.0.1:{self.port}"

@@ -415,3 +415,12 @@ def test_total_is_surer_when_other_amounts_add_up_to_it():
     assert agreeing.fields["total"] == alone.fields["total"] == 106.0
     assert agreeing.confidence["total"] > alone.confidence["total"]
     assert contradicting.confidence["total"] <= alone.confidence["total"]
+
+
+def test_one_item_at_the_total_price_corroborates_it():
+    head = ["SHOP SDN BHD", [("Date:", 40), ("25/12/2018", 200)]]
+    alone = extract_receipt(layout(head + [[("TOTAL", 40), ("45.00", 420)]], score=0.95))
+    twice = extract_receipt(layout(head + [[("NASI LEMAK SET", 40), ("45.00", 420)], [("TOTAL", 40), ("45.00", 420)]],
+                                   score=0.95))
+    assert twice.fields["total"] == 45.0 and twice.fields["items"][0]["amount"] == 45.0
+    assert twice.confidence["total"] > alone.confidence["total"]

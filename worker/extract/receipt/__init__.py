@@ -97,8 +97,9 @@ def extract_receipt(lines: list, default_currency: str | None = None) -> Extract
 def _corroborate_total(ex: Extraction) -> None:
     """Raise the total's confidence when amounts read from other lines add up to it (subtotal +
     tax, or the items): a misread total (7.20 for 127.20) does not also satisfy an independent
-    sum. The pieces count as independent evidence: 1 - (1 - p_total)(1 - p_sum), where p_sum is
-    the weakest piece's own confidence (paid - change already counts in the amounts reader)."""
+    sum, nor an item line at its price. The pieces count as independent evidence:
+    1 - (1 - p_total)(1 - p_sum), where p_sum is the weakest piece's own confidence (paid - change
+    already counts in the amounts reader)."""
     fields, conf = ex.fields, ex.confidence
     total = fields.get("total")
     if not isinstance(total, (int, float)) or total <= 0:
@@ -109,9 +110,13 @@ def _corroborate_total(ex: Extraction) -> None:
             and abs(subtotal + tax - total) < 0.011:
         support.append(min(conf["subtotal"], conf["tax"]))
     items = fields.get("items")
-    if isinstance(items, list) and len(items) > 1:
+    if isinstance(items, list) and items:
         amounts = [i.get("amount") for i in items if isinstance(i, dict)]
-        if all(isinstance(a, (int, float)) for a in amounts) and abs(round(sum(amounts), 2) - total) < 0.011:
+        # Read from other lines than the total's (one item at the total's price is the value
+        # printed twice: still two readings).
+        apart = not {tuple(b) for b in ex.evidence.get("total", ())} & {tuple(b) for b in ex.evidence.get("items", ())}
+        if apart and amounts and all(isinstance(a, (int, float)) for a in amounts) \
+                and abs(round(sum(amounts), 2) - total) < 0.011:
             support.append(conf.get("items", 0.0))
     if support:
         combined = 1 - (1 - conf["total"]) * (1 - max(support))
