@@ -280,3 +280,12 @@ def test_real_dev_invoices_accuracy_floors():
     for key in ("merchant_name", "transaction_date", "total", "currency"):
         assert rate[key] == 1.0, (key, rate)
     assert all(r >= 0.75 for r in rate.values()), rate
+
+
+def test_amounts_that_add_up_make_the_total_surer():
+    """Subtotal + tax = total, all three read from the page: independent evidence for the total
+    (the policy's certainty threshold reads it); a total they contradict is not trusted."""
+    agreeing = extract_vat_invoice(provincial())
+    contradicting = extract_vat_invoice(provincial(total="(小写)¥160.00"))
+    assert agreeing.fields["total"] == 106.0 and contradicting.fields["total"] == 160.0
+    assert agreeing.confidence["total"] > 0.95 > contradicting.confidence["total"]

@@ -783,6 +783,10 @@ def extract_vat_invoice(lines: list, qr=None) -> Extraction:
         for k in ("total", "subtotal", "tax"):
             if src[k] != "qr":
                 conf[k] = min(conf[k], 0.6)
+    elif total and subtotal and tax and src["total"] != "qr":
+        # three amounts read apart that add up: independent evidence for the total (as receipts)
+        support = min(conf["subtotal"], conf["tax"])
+        conf["total"] = min(0.99, max(conf["total"], 1 - (1 - conf["total"]) * (1 - support)))
     if total and subtotal and not tax:
         d = round(total[0] - subtotal[0], 2)
         if d >= 0:
