@@ -7,7 +7,7 @@ import tempfile
 from flask import Flask, Request
 
 from api import multipart, observability
-from api.json_bodies import BoundedJSONProvider
+from api.json_bodies import BoundedJSONProvider, limit_in_memory_bodies
 from docket import broker, logs
 from docket.config import Settings
 from docket.data_dir import prepare as prepare_data_dir
@@ -27,6 +27,7 @@ def create_app(settings: Settings | None = None, broker_url: str | None = None) 
     # Whole requests may carry a batch; each file is checked against max_upload_bytes.
     app.config["MAX_CONTENT_LENGTH"] = settings.max_upload_bytes * settings.max_batch_files
     app.config["MAX_FORM_PARTS"] = settings.max_batch_files + 100
+    limit_in_memory_bodies(app, settings.max_upload_bytes)  # JSON and YAML are read into memory
     prepare_data_dir(settings)  # private data directory and uploads; a bad secrets key stops here
     app.request_class = _disk_request(str(settings.uploads_dir))
     multipart.install()

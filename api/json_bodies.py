@@ -1,4 +1,8 @@
-"""JSON request bodies, read within bounds.
+"""Request bodies read into memory (JSON, YAML), within bounds.
+
+Multipart uploads stream to disk, and the app's MAX_CONTENT_LENGTH is sized for a whole batch of
+them (25 MB x 1,000 files by default). Any other body is read whole into memory, so it gets a
+limit of its own: the largest such body Docket takes is one document as base64 in JSON.
 
 Python's json module recurses once per nesting level: a body of 100,000 ``[`` raises
 RecursionError, which no route expects (a 500), and a body just under the interpreter's limit
@@ -10,6 +14,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from flask import Flask, request
 from flask.json.provider import DefaultJSONProvider
 
 from docket.errors import DocketError
@@ -58,3 +63,15 @@ def _depth_exceeds(value: Any, limit: int) -> bool:
             return True
         stack.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
     return False
+
+
+def limit_in_memory_bodies(app: Flask, max_upload_bytes: int) -> None:
+    """Every request that is not multipart may send at most one base64 document and its JSON
+    (4/3 of the upload limit, plus 64 KiB), never the batch-sized MAX_CONTENT_LENGTH: past it,
+    413 before the body is read."""
+    limit = max(1 << 20, -(-max_upload_bytes * 4 // 3) + (64 << 10))
+
+    @app.before_request
+    def _bound_body() -> None:
+        if request.mimetype != "multipart/form-data":
+            request.max_content_length = limit

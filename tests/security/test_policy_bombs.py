@@ -206,3 +206,20 @@ def test_ordinary_bodies_and_policies_still_pass(settings, redis_url):
     resp = client.post("/v1/webhooks", json={"url": "https://hooks.example.com/x", "event_types": ["job.succeeded"],
                                              "x": {"a": [{"b": [1, 2]}]}}, headers=headers)
     assert resp.status_code != 500 and resp.get_json().get("code") != "invalid_json"
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("path,content_type", [("/v1/webhooks", "application/json"), (PUSH, "application/yaml"),
+                                               ("/v1/jobs", "application/json")])
+def test_in_memory_bodies_are_bounded_by_one_document_not_a_batch(shared_app, path, content_type):
+    """MAX_CONTENT_LENGTH is sized for a batch of uploads that stream to disk (25 GB by default);
+    a JSON or YAML body is read into memory, so it may be at most one base64 document."""
+    settings, client = shared_app
+    headers = admin(settings, "big-bodies")
+    size = settings.max_upload_bytes * 4 // 3 + (1 << 20)
+    resp = client.post(path, data=b" " * size, content_type=content_type, headers=headers)
+    assert resp.status_code == 413 and resp.mimetype == "application/problem+json"
+    # A document at the limit, as base64 JSON, still goes through the size check of its own.
+    body = b'{"rule": "expense_policy", "content_base64": "' + b"A" * (settings.max_upload_bytes * 4 // 3 + 8) + b'"}'
+    resp = client.post("/v1/jobs", data=body, content_type="application/json", headers=headers)
+    assert resp.status_code == 413 and resp.get_json()["code"] == "file_too_large"
