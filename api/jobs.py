@@ -1,7 +1,7 @@
 """Jobs: submit one document, read one job, list jobs — always within the caller's tenant."""
 from __future__ import annotations
 
-from flask import Blueprint, Response, request, stream_with_context, url_for
+from flask import Blueprint, Response, g, request, stream_with_context, url_for
 from sqlalchemy.exc import IntegrityError
 
 from api import context, idempotency, intake, job_filters, visibility
@@ -89,7 +89,7 @@ def _wait_for(job_id: str) -> tuple[dict, dict] | None:
     seconds = live.wait_seconds(request.headers.get("Prefer"))
     if seconds is None:
         return None
-    release = live.hold()
+    release = live.hold(_live_owner())
     if release is None:
         return None  # the process holds all the waits it may: a preference, answered at once
 
@@ -127,10 +127,17 @@ def job_events(job_id: str):
     return event_stream(events)
 
 
+def _live_owner() -> str:
+    """Whose place a long-lived request takes: the caller's key (API or dashboard session),
+    else its address (the first-run admin has no key)."""
+    who = g.get("principal")
+    return f"key:{who.key_id}" if who is not None and who.key_id else f"ip:{request.remote_addr}"
+
+
 def event_stream(events) -> Response:
     """The stream as a response, holding one of the process's live places until it is closed;
     503 with Retry-After when none is free (ordinary requests keep their threads)."""
-    release = live.hold()
+    release = live.hold(_live_owner())
     if release is None:
         events.close()
         refused = problem(503, "too_many_streams", "Too many event streams",

@@ -144,22 +144,35 @@ def wait_seconds(prefer: str | None) -> int | None:
 
 
 class _Holds:
-    """A per-process count of long-lived requests (event streams, waits) with a ceiling."""
+    """A per-process count of long-lived requests (event streams, waits) with a ceiling, and one
+    per owner (an API key): one tenant's script opening streams in a loop must not take every
+    place from the others."""
 
     def __init__(self):
         self._lock = threading.Lock()
         self._held = 0
+        self._by_owner: dict[str, int] = {}
 
-    def acquire(self) -> bool:
+    def acquire(self, owner: str | None = None) -> bool:
         with self._lock:
             if self._held >= live_limit():
                 return False
+            if owner is not None:
+                if self._by_owner.get(owner, 0) >= live_limit_per_owner():
+                    return False
+                self._by_owner[owner] = self._by_owner.get(owner, 0) + 1
             self._held += 1
             return True
 
-    def release(self) -> None:
+    def release(self, owner: str | None = None) -> None:
         with self._lock:
             self._held -= 1
+            if owner is not None:
+                left = self._by_owner.get(owner, 1) - 1
+                if left > 0:
+                    self._by_owner[owner] = left
+                else:
+                    self._by_owner.pop(owner, None)
 
 
 _holds = _Holds()
@@ -191,10 +204,16 @@ def live_limit() -> int:
     return int(os.environ.get("DOCKET_LIVE_LIMIT") or DEFAULT_LIVE_LIMIT)
 
 
-def hold() -> Callable[[], None] | None:
-    """A place for one long-lived request: its release function (idempotent), or None when the
-    process holds `live_limit()` already."""
-    if not _holds.acquire():
+def live_limit_per_owner() -> int:
+    """Long-lived requests one owner (API key) may hold in this process (DOCKET_LIVE_PER_KEY,
+    default a quarter of the process's, at least 2)."""
+    return int(os.environ.get("DOCKET_LIVE_PER_KEY") or max(2, live_limit() // 4))
+
+
+def hold(owner: str | None = None) -> Callable[[], None] | None:
+    """A place for one long-lived request of `owner`: its release function (idempotent), or None
+    when the process holds `live_limit()` already, or the owner `live_limit_per_owner()`."""
+    if not _holds.acquire(owner):
         return None
     token = [True]
 
@@ -203,7 +222,7 @@ def hold() -> Callable[[], None] | None:
             token.pop()  # atomic: a second call finds nothing to give back
         except IndexError:
             return
-        _holds.release()
+        _holds.release(owner)
 
     return release
 
