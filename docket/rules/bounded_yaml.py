@@ -88,14 +88,14 @@ def _check_expanded_size(root: yaml.Node) -> None:
                                       line=node.start_mark.line + 1)
             sizes[key] = total
             continue
-        if key in on_path:
-            raise YAMLBoundsError("an alias refers to a node that contains it", line=node.start_mark.line + 1)
         on_path.add(key)
         stack.append((node, True))
-        stack.extend((child, False) for child in children if id(child) not in sizes)
-        for child in children:  # a child already on the path is a cycle
-            if id(child) in on_path and id(child) not in sizes:
+        for child in children:
+            if id(child) in sizes:
+                continue
+            if id(child) in on_path:  # an ancestor: the alias makes a cycle
                 raise YAMLBoundsError("an alias refers to a node that contains it", line=child.start_mark.line + 1)
+            stack.append((child, False))
 
 
 def _children(node: yaml.Node) -> list[yaml.Node]:

@@ -34,3 +34,10 @@ class Extraction:
         self.evidence[name] = evidence
         if source is not None:
             self.sources[name] = source
+
+
+def corroborated(confidence: float, support: float) -> float:
+    """A value's confidence once an independent reading agrees with it (amounts read from other
+    lines that add up to a total): 1 - (1 - p)(1 - q), never lower than it was, at most 0.99
+    (agreement is strong evidence, not certainty)."""
+    return min(0.99, max(confidence, 1 - (1 - confidence) * (1 - support)))

@@ -36,7 +36,7 @@ from typing import Iterable, Sequence
 
 from stdnum.cn import uscc
 
-from worker.extract.base import Extraction
+from worker.extract.base import Extraction, corroborated
 from worker.extract.skew import estimate_slope, level_boxes
 from worker.extract.layout import Boxed
 from worker.extract.layout import evidence_boxes as _ev
@@ -785,8 +785,7 @@ def extract_vat_invoice(lines: list, qr=None) -> Extraction:
                 conf[k] = min(conf[k], 0.6)
     elif total and subtotal and tax and src["total"] != "qr":
         # three amounts read apart that add up: independent evidence for the total (as receipts)
-        support = min(conf["subtotal"], conf["tax"])
-        conf["total"] = min(0.99, max(conf["total"], 1 - (1 - conf["total"]) * (1 - support)))
+        conf["total"] = corroborated(conf["total"], min(conf["subtotal"], conf["tax"]))
     if total and subtotal and not tax:
         d = round(total[0] - subtotal[0], 2)
         if d >= 0:

@@ -15,7 +15,7 @@ Modules, by concern (the shared helpers are meant for the other document types t
 """
 from __future__ import annotations
 
-from worker.extract.base import Extraction
+from worker.extract.base import Extraction, corroborated
 from worker.extract.receipt.amounts import _amount_fields, find_amounts
 from worker.extract.receipt.currency import _currency
 from worker.extract.receipt.dates import _transaction_date, parse_date
@@ -97,9 +97,8 @@ def extract_receipt(lines: list, default_currency: str | None = None) -> Extract
 def _corroborate_total(ex: Extraction) -> None:
     """Raise the total's confidence when amounts read from other lines add up to it (subtotal +
     tax, or the items): a misread total (7.20 for 127.20) does not also satisfy an independent
-    sum, nor an item line at its price. The pieces count as independent evidence:
-    1 - (1 - p_total)(1 - p_sum), where p_sum is the weakest piece's own confidence (paid - change
-    already counts in the amounts reader)."""
+    sum, nor an item line at its price. The sum's own confidence is its weakest piece's (paid -
+    change already counts in the amounts reader)."""
     fields, conf = ex.fields, ex.confidence
     total = fields.get("total")
     if not isinstance(total, (int, float)) or total <= 0:
@@ -119,5 +118,4 @@ def _corroborate_total(ex: Extraction) -> None:
                 and abs(round(sum(amounts), 2) - total) < 0.011:
             support.append(conf.get("items", 0.0))
     if support:
-        combined = 1 - (1 - conf["total"]) * (1 - max(support))
-        conf["total"] = round(min(0.99, max(conf["total"], combined)), 3)
+        conf["total"] = round(corroborated(conf["total"], max(support)), 3)
