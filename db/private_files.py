@@ -7,6 +7,7 @@ import logging
 import os
 import stat
 from pathlib import Path
+from typing import Callable
 
 from sqlalchemy.engine import make_url
 
@@ -83,3 +84,26 @@ def private_sqlite(database_url: str) -> None:
     private_file(path)
     for suffix in SQLITE_COMPANIONS:
         tighten(path.with_name(path.name + suffix), FILE_MODE)
+
+
+def kept_secret(path: Path | str, make: Callable[[], str]) -> str:
+    """The secret kept in `path` (narrowed to 0600 if it is not), else a new one from `make`,
+    written 0600 and linked into place whole, so processes starting together agree on one."""
+    path = Path(path)
+    try:
+        tighten(path, FILE_MODE)
+        return path.read_text().strip()
+    except FileNotFoundError:
+        pass
+    private_dir(path.parent)
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(make())
+    try:
+        os.link(tmp, path)  # appears whole or not at all; fails if another process won
+    except FileExistsError:
+        pass
+    finally:
+        tmp.unlink()
+    return path.read_text().strip()

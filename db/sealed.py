@@ -23,7 +23,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 from sqlalchemy.types import TypeDecorator
 
-from db.private_files import FILE_MODE, private_dir, tighten
+from db.private_files import kept_secret
 
 PREFIX = "fernet:"  # tells a token from a legacy plaintext row
 KEYS_ENV = "DOCKET_SECRETS_KEYS"
@@ -80,24 +80,7 @@ def _keyring(raw: str, folder: str) -> MultiFernet:
 
 
 def _file_key(folder: Path) -> str:
-    path = folder / KEY_FILE
-    try:
-        tighten(path, FILE_MODE)
-        return path.read_text().strip()
-    except FileNotFoundError:
-        pass
-    private_dir(folder)
-    tmp = path.with_name(f"{KEY_FILE}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(Fernet.generate_key().decode("ascii"))
-    try:
-        os.link(tmp, path)  # appears whole or not at all; fails if another process won
-    except FileExistsError:
-        pass
-    finally:
-        tmp.unlink()
-    return path.read_text().strip()
+    return kept_secret(folder / KEY_FILE, lambda: Fernet.generate_key().decode("ascii"))
 
 
 def seal(plaintext: str) -> str:
