@@ -11,15 +11,16 @@ from api import context
 from api.auth import authenticate, require
 from api.jobs import tenant_job
 from docket import page_cache, storage
-from docket.documents import OFD_TYPE, XML_TYPE
+from docket.documents import OFD_TYPE, SUPPORTED, XML_TYPE
 from docket.errors import NotFound
 
 bp = Blueprint("documents", __name__, url_prefix="/v1")
 bp.before_request(authenticate)
 
 
-# The types intake accepts (decided from the bytes) and the extension a download gets. Any other
-# stored type (an older row, another tool's) goes out as opaque bytes: never one a browser runs.
+# The extension a download of each type intake accepts (docket.documents.SUPPORTED, decided from
+# the bytes) gets. Any other stored type (an older row, another tool's) goes out as opaque bytes:
+# never one a browser runs.
 EXTENSIONS = {
     "image/jpeg": (".jpg", ".jpeg"), "image/png": (".png",), "image/webp": (".webp",),
     "image/tiff": (".tif", ".tiff"), "image/bmp": (".bmp",), "image/gif": (".gif",),
@@ -39,7 +40,7 @@ MAX_DOWNLOAD_NAME = 150
 
 
 def served_type(mime_type: str | None) -> str:
-    return mime_type if mime_type in EXTENSIONS else OPAQUE
+    return mime_type if mime_type in SUPPORTED else OPAQUE
 
 
 def download_name(filename: str | None, mime_type: str | None, sha256: str) -> str:
