@@ -124,6 +124,8 @@ class Job(Base):
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
     tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), default=DEFAULT_TENANT)
     batch_id: Mapped[str | None] = mapped_column(ForeignKey("batches.id"))
+    # The expense claim the document backs (db/claims.py), if any.
+    claim_id: Mapped[str | None] = mapped_column(ForeignKey("claims.id"))
     document_sha256: Mapped[str] = mapped_column(ForeignKey("documents.sha256"))
     filename: Mapped[str | None] = mapped_column(String(512))
     rule_name: Mapped[str] = mapped_column(String(100))
@@ -184,6 +186,7 @@ class Job(Base):
         Index("ix_jobs_status_created", "status", "created_at"),
         Index("ix_jobs_created_id", "created_at", "id"),
         Index("ix_jobs_batch", "batch_id"),
+        Index("ix_jobs_claim", "claim_id"),
         Index("ix_jobs_rule", "rule_name"),
         Index("ix_jobs_tenant_created", "tenant_id", "created_at"),
         Index("ix_jobs_tenant_document", "tenant_id", "document_sha256"),
@@ -474,3 +477,6 @@ class FxFixedRate(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     __table_args__ = (Index("ix_fx_fixed_rates_tenant", "tenant_id", "currency", "quote"),)
+
+
+import db.claims  # noqa: E402,F401  (claims and claim_reviews: jobs.claim_id refers to them)
