@@ -49,6 +49,9 @@ def create_app(settings: Settings | None = None, broker_url: str | None = None) 
     from api import batches, documents, export, health, jobs, openapi, policies, reviews, rules, stats, webhooks
     from api.limits import init_limits
 
+    from api import i18n as api_i18n
+
+    api_i18n.init_app(app)  # the request's language (Accept-Language, ?lang=, the dashboard's switch)
     register_error_handlers(app)
     observability.init_app(app)
 

@@ -189,7 +189,9 @@ def browser():
 
 @pytest.fixture
 def page(browser):
-    context = browser.new_context(viewport={"width": 1366, "height": 850}, locale="zh-CN")
+    # The dashboard speaks the browser's language (Accept-Language); these pages are read in English
+    # (tests/test_i18n_dashboard.py reads every page in 简体中文).
+    context = browser.new_context(viewport={"width": 1366, "height": 850}, locale="en-US")
     page = context.new_page()
     page.set_default_timeout(15_000)
     yield page

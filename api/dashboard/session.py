@@ -63,7 +63,10 @@ def sign_in(plaintext: str) -> Principal:
     dashboard_sessions.end(db, session.get("sid"))  # whatever this browser had before is over
     token = dashboard_sessions.start(db, key.id, context.settings().session_hours)
     db.commit()
+    lang = session.get("lang")  # the language chosen before signing in stays
     session.clear()  # a new session id for a new identity (no fixation)
+    if lang:
+        session["lang"] = lang
     session.permanent = True
     session["sid"] = token
     g.pop("dashboard_principal", None)
