@@ -6,7 +6,7 @@ import tempfile
 
 from flask import Flask, Request
 
-from api import multipart, observability
+from api import multipart, observability, proxies
 from api.json_bodies import BoundedJSONProvider, limit_in_memory_bodies
 from docket import broker, logs
 from docket.config import Settings
@@ -30,6 +30,8 @@ def create_app(settings: Settings | None = None, broker_url: str | None = None) 
     limit_in_memory_bodies(app, settings.max_upload_bytes)  # JSON and YAML are read into memory
     prepare_data_dir(settings)  # private data directory and uploads; a bad secrets key stops here
     app.request_class = _disk_request(str(settings.uploads_dir))
+    # Behind trusted proxies the client's address comes from X-Forwarded-For (off by default).
+    app.wsgi_app = proxies.wrap(app.wsgi_app, settings.trusted_proxies)
     multipart.install()
 
     from api import context

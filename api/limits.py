@@ -45,7 +45,8 @@ def rate_key() -> str:
 class AuthFailures:
     """Failed authentications (unknown, revoked or malformed keys) per client address, in the
     limiter's storage: past the budget, the address's guesses get 429 without a lookup. The
-    address is the peer's (Docket trusts no X-Forwarded-For). A Redis that fails counts nothing,
+    address is the peer's, or behind DOCKET_TRUSTED_PROXIES the client's (api/proxies.py); an
+    X-Forwarded-For is never believed otherwise. A Redis that fails counts nothing,
     as the limiter itself (swallow_errors)."""
 
     def __init__(self, limiter: Limiter, limit: str, max_known: int = 4096):

@@ -119,6 +119,9 @@ class Settings:
     submit_rate_limit: str = "120/minute"
     # Failed authentications (unknown, revoked, malformed keys) per client address: key guessing.
     auth_failure_limit: str = "20/minute"
+    # Whose X-Forwarded-For to believe (api/proxies.py): 0 = nobody (the default: the peer's
+    # address counts), N = the N proxies in front (1: one nginx), or trusted CIDRs.
+    trusted_proxies: int | tuple = 0
     max_queue_depth: int = 10_000
     idempotency_ttl: int = 24 * 3600
     # Perceptual-hash distance (of 64 bits) at or under which two receipts are near-duplicates.
@@ -181,6 +184,7 @@ class Settings:
             rate_limit=os.environ.get("DOCKET_RATE_LIMIT") or "600/minute",
             submit_rate_limit=os.environ.get("DOCKET_SUBMIT_RATE_LIMIT") or "120/minute",
             auth_failure_limit=os.environ.get("DOCKET_AUTH_FAILURE_LIMIT") or "20/minute",
+            trusted_proxies=_trusted_proxies(os.environ.get("DOCKET_TRUSTED_PROXIES")),
             max_queue_depth=_int("DOCKET_MAX_QUEUE_DEPTH", 10_000),
             idempotency_ttl=_int("DOCKET_IDEMPOTENCY_TTL", 24 * 3600),
             duplicate_distance=_int("DOCKET_DUPLICATE_DISTANCE", 6),
@@ -206,6 +210,23 @@ class Settings:
     @property
     def embedded(self) -> bool:
         return self.redis_url is None
+
+
+def _trusted_proxies(value: str | None) -> int | tuple:
+    """A bad DOCKET_TRUSTED_PROXIES stops the start (ValueError naming the entry)."""
+    import ipaddress
+
+    value = (value or "").strip()
+    if value.isdigit() or not value:
+        return int(value or 0)
+    networks = []
+    for item in filter(None, (part.strip() for part in value.split(","))):
+        try:
+            networks.append(ipaddress.ip_network(item, strict=False))
+        except ValueError:
+            raise ValueError(f"DOCKET_TRUSTED_PROXIES: {item!r} is neither a proxy count nor an address or "
+                             "CIDR (e.g. 1, or 10.0.0.0/8,127.0.0.1)") from None
+    return tuple(networks)
 
 
 def _storage_url(url: str | None) -> str | None:
