@@ -6,12 +6,15 @@ from werkzeug.exceptions import HTTPException
 
 from docket import database
 from docket.errors import DocketError
+from docket.problem_text import localize
 
 PROBLEM_BASE = "https://docket.dev/problems/"
 MEDIA_TYPE = "application/problem+json"
 
 
 def problem(status: int, code: str, title: str, detail: str, **extra):
+    # In the request's language (Accept-Language: zh-Hans…); the code never changes.
+    title, detail = localize(code, title, detail)
     body = {"type": PROBLEM_BASE + code, "code": code, "title": title, "status": status, "detail": detail, **extra}
     response = jsonify(body)
     response.status_code = status

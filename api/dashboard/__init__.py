@@ -27,6 +27,7 @@ from db import queries, stats
 from db.models import DECISIONS, JOB_STATUSES, Job
 from docket import reviews
 from docket.errors import DocketError
+from docket.problem_text import localize
 
 bp = Blueprint("dashboard", __name__, url_prefix="/dashboard")
 csrf = CSRFProtect()
@@ -62,8 +63,9 @@ def csrf_refused(error):
     if wants_data():
         return problem(400, "csrf_failed", "Form expired or forged", f"The form was refused: {error.description} "
                        "Reload the page and try again.")
-    return render_template("dashboard/error.html", title="Form expired or forged",
-                           message=f"The form was refused: {error.description} Reload the page and try again."), 400
+    title, message = localize("csrf_failed", "Form expired or forged",
+                              f"The form was refused: {error.description} Reload the page and try again.")
+    return render_template("dashboard/error.html", title=title, message=message), 400
 
 
 @bp.errorhandler(HTTPException)
@@ -71,7 +73,8 @@ def http_error(error):
     if wants_data():
         return problem(error.code or 500, (error.name or "error").lower().replace(" ", "_"), error.name,
                        error.description or error.name)
-    return render_template("dashboard/error.html", title=error.name, message=error.description), error.code
+    title, message = localize((error.name or "error").lower().replace(" ", "_"), error.name, error.description)
+    return render_template("dashboard/error.html", title=title, message=message), error.code
 
 
 @bp.errorhandler(DocketError)
@@ -80,7 +83,8 @@ def docket_error(error):
         response = problem(error.status, error.code, error.title, error.detail, **error.extra)
         response.headers.update(error.headers)
         return response
-    return render_template("dashboard/error.html", title=error.title, message=error.detail), error.status
+    title, message = localize(error.code, error.title, error.detail)
+    return render_template("dashboard/error.html", title=title, message=message), error.status
 
 
 def _tenant() -> str:
