@@ -6,4 +6,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh test,model
 bash scripts/browser.sh
+bash scripts/nginx.sh
 exec .venv/bin/python -m pytest "$@"
