@@ -6,6 +6,7 @@ from typing import Any
 
 from db.models import Batch, Job, Review
 from db.queries import as_utc
+from docket.reasons import localize_all
 
 
 def current_fields(job: Job) -> dict[str, Any]:
@@ -67,7 +68,7 @@ def job_json(job: Job, *, history: bool = False) -> dict:
             analyzer_fields=decision.fields if latest else None,
             reviewed_at=_time(job.reviewed_at),
             review_count=len(job.reviews),
-            reasons=decision.reasons,
+            reasons=localize_all(decision.reasons),  # in the reader's language (docket/reasons.py)
             confidence=decision.confidence,
             converted=decision.converted,
             evidence=decision.evidence,
@@ -87,10 +88,16 @@ def decisions_json(job: Job) -> list[dict]:
     """The job's decision history, newest first: every analysis and re-decision, never edited."""
     current = job.decision.id if job.decision is not None else None
     return [{"id": d.id, "kind": d.kind, "current": d.id == current, "decision": d.decision,
-             "rule": {"name": d.rule_name, "version": d.rule_version}, "reasons": d.reasons, "fields": d.fields,
+             "rule": {"name": d.rule_name, "version": d.rule_version}, "reasons": localize_all(d.reasons), "fields": d.fields,
              "analyzer": d.analyzer, "model": d.model, "redecision_id": d.run_id, "created_by": d.created_by,
              "created_at": _time(d.created_at)}
             for d in job.decisions]
+
+
+def _policy_after(advice):
+    if isinstance(advice, dict) and isinstance(advice.get("reasons"), list):
+        return {**advice, "reasons": localize_all(advice["reasons"])}
+    return advice
 
 
 def batch_json(batch: Batch, counts: dict[str, int], jobs: list[Job]) -> dict:
@@ -118,7 +125,7 @@ def review_json(review: Review) -> dict:
         "fields_before": review.fields_before,
         "fields_after": review.fields_after,
         "changed_fields": review.changed_fields,
-        "policy_after": review.policy_after,
+        "policy_after": _policy_after(review.policy_after),
         "comment": review.comment,
         "created_at": _time(review.created_at),
     }

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from typing import Any, Iterable
 
 from docket.rules.engine import _cel_error_text
-from docket.rules.messages import _render
+from docket import i18n
+from docket.rules.messages import _placeholder_values, _render
 from docket.rules.model import Rule
 from docket.rules.text import _one_line, _truncate
 from docket.rules.values import _cel_type_name, _to_cel, _utc
@@ -127,6 +128,10 @@ def evaluate(
                 add(check.id, "needs_review", f"could not evaluate: expression returned {kind}, not bool")
             elif not result:
                 add(check.id, check.outcome, _render(check.message, rule.params, cleaned, document))
+                if check.messages:  # the same reason in other languages: the templates and the values shown
+                    reasons[-1]["args"] = _placeholder_values([check.message, *check.messages.values()],
+                                                              rule.params, cleaned, document)
+                    reasons[-1]["templates"] = {i18n.tag(k): v for k, v in check.messages.items()}
     finally:
         # don't keep the document alive in an idle context
         context.add_variable("fields", None)

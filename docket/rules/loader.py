@@ -99,6 +99,45 @@ def load_rule(path: str | os.PathLike) -> Rule:
 _AT = "\x00at\x00"
 
 
+def _check_messages(message, check_id: str, index: int, params: dict, field_names: set, fail) -> tuple[str, dict]:
+    """A check's ``message``: a template, or ``{language: template}`` (``en`` required). Returns the
+    English template and {docket.i18n locale: template} of the others. Every template may name only
+    params that exist and declared fields; another language's may name only the ``document.x``
+    values its English template names (the ones the analyzer provides for this check)."""
+    from docket import i18n
+
+    if isinstance(message, str):
+        templates = {"en": message}
+    else:
+        templates = {}
+        for tag, text in message.items():
+            locale = i18n.normalize(tag)
+            if locale is None:
+                raise fail(f"check {check_id!r}{_AT}: message language {tag!r} is not one Docket speaks "
+                           f"({', '.join(i18n.TAGS.values())})", "checks", index, "message", tag)
+            if locale in templates:
+                raise fail(f"check {check_id!r}{_AT}: message language {tag!r} given twice", "checks", index,
+                           "message", tag)
+            templates[locale] = text
+    english = templates["en"]
+    english_names = set(_PLACEHOLDER.findall(english))
+    for locale, text in templates.items():
+        key_path = ("checks", index, "message") if isinstance(message, str) else \
+            ("checks", index, "message", next(t for t in message if i18n.normalize(t) == locale))
+        for kind, key in _PLACEHOLDER.findall(text):
+            if kind == "params" and key not in params:
+                raise fail(f"check {check_id!r}{_AT}: message refers to unknown params.{key}", *key_path)
+            if locale == "en":
+                continue
+            if kind == "fields" and key not in field_names:
+                raise fail(f"check {check_id!r}{_AT}: {i18n.tag(locale)} message refers to fields.{key}, "
+                           "which is not declared in fields.properties", *key_path)
+            if kind == "document" and (kind, key) not in english_names:
+                raise fail(f"check {check_id!r}{_AT}: {i18n.tag(locale)} message refers to document.{key}, "
+                           "which its en message does not use", *key_path)
+    return english, {locale: text for locale, text in templates.items() if locale != "en"}
+
+
 def canonical_source(source: str | bytes) -> str:
     """A policy's source as stored and hashed: UTF-8 text without a byte-order mark, ``\n``
     line ends, exactly one newline at the end. A file already written that way (as the
@@ -213,12 +252,10 @@ def _load(text: str, *, version: str, where: str, path: Path, expected_name: str
         problem = _static_problem(compiled, params=params, field_names=set(properties))
         if problem:
             raise fail(f"check {check_id!r}{_AT}: {problem}", "checks", index, "expr")
-        for kind, key in _PLACEHOLDER.findall(item["message"]):
-            if kind == "params" and key not in params:
-                raise fail(f"check {check_id!r}{_AT}: message refers to unknown params.{key}",
-                           "checks", index, "message")
+        message, translations = _check_messages(item["message"], check_id, index, params, set(properties), fail)
         checks.append(
-            Check(id=check_id, expr=expr, outcome=item["outcome"], message=item["message"], program=compiled.program)
+            Check(id=check_id, expr=expr, outcome=item["outcome"], message=message, program=compiled.program,
+                  messages=translations)
         )
 
     return Rule(

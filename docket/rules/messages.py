@@ -37,3 +37,23 @@ def _render(message: str, params: dict, fields: dict, document: Mapping) -> str:
         return "unknown"
 
     return _PLACEHOLDER.sub(replace, message)
+
+
+def _placeholder_values(templates, params: dict, fields: dict, document: Mapping) -> dict[str, str]:
+    """``{"params.max_total": "5000", …}``: each placeholder of ``templates`` as :func:`_render`
+    would show it. Stored with a reason (``args``) so that it can be shown again in another
+    language without the rule, the fields or the document (docket/reasons.py)."""
+    sources = {"params": params, "fields": fields, "document": document}
+    values: dict[str, str] = {}
+    for template in templates:
+        for kind, key in _PLACEHOLDER.findall(template):
+            name = f"{kind}.{key}"
+            if name not in values:
+                source = sources[kind]
+                values[name] = _truncate(_format_value(source[key]), 200) if key in source else "unknown"
+    return values
+
+
+def _render_values(template: str, values: Mapping) -> str:
+    """``template`` with placeholders from :func:`_placeholder_values` (``unknown`` when missing)."""
+    return _PLACEHOLDER.sub(lambda m: str(values.get(f"{m.group(1)}.{m.group(2)}", "unknown")), template)

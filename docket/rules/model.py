@@ -30,6 +30,8 @@ class Check:
     outcome: str
     message: str
     program: Any = field(default=None, compare=False, repr=False)
+    #: The message in other languages: docket.i18n locale (``zh_Hans``) -> template (docket/reasons.py).
+    messages: dict = field(default_factory=dict, compare=False)
 
     def runner(self):
         """The compiled ``cel.Program`` (compiled once, then cached; immutable, shared by threads)."""
@@ -38,7 +40,8 @@ class Check:
         return self.program
 
     def __deepcopy__(self, memo):  # a cel.Program cannot be copied, and needn't be: it is immutable
-        return Check(id=self.id, expr=self.expr, outcome=self.outcome, message=self.message, program=self.program)
+        return Check(id=self.id, expr=self.expr, outcome=self.outcome, message=self.message, program=self.program,
+                     messages=dict(self.messages))
 
 
 @dataclass(frozen=True)

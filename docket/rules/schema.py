@@ -40,6 +40,18 @@ MAX_PARAM_ITEMS = 1000
 #: Fields one policy's ``certainty`` may name.
 MAX_CERTAINTY_FIELDS = 100
 
+#: A check's message: one template, or a map of language tag -> template (``en`` required:
+#: the stored reason's text; ``zh-Hans`` etc. rendered for readers of that language, docket/reasons.py).
+LOCALE_TAG = "^[A-Za-z]{2,3}([-_][A-Za-z0-9]{2,8}){0,3}$"
+MESSAGE_SCHEMA: dict[str, Any] = {
+    "oneOf": [
+        {"type": "string", "minLength": 1, "maxLength": MAX_MESSAGE_CHARS},
+        {"type": "object", "required": ["en"], "minProperties": 1, "maxProperties": 20,
+         "propertyNames": {"pattern": LOCALE_TAG},
+         "additionalProperties": {"type": "string", "minLength": 1, "maxLength": MAX_MESSAGE_CHARS}},
+    ],
+}
+
 #: JSON Schema of a rule file (the YAML, after parsing).
 RULE_FILE_SCHEMA: dict[str, Any] = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
@@ -89,7 +101,7 @@ RULE_FILE_SCHEMA: dict[str, Any] = {
                     "id": {"type": "string", "pattern": _IDENT},
                     "expr": {"type": "string", "minLength": 1, "maxLength": MAX_EXPR_CHARS},
                     "outcome": {"enum": list(OUTCOMES)},
-                    "message": {"type": "string", "minLength": 1, "maxLength": MAX_MESSAGE_CHARS},
+                    "message": MESSAGE_SCHEMA,
                 },
             },
         },
