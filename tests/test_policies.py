@@ -120,7 +120,8 @@ def test_policy_lifecycle(stack):
     assert {b["version"] for b in before.values()} == {builtin}
 
     # Push: refused with the line and key when invalid (nothing stored), stored as a draft otherwise.
-    broken = STRICT.replace("    outcome: reject\n    message: \"Receipts older", "    outcome: maybe\n    message: \"Receipts older")
+    broken = STRICT.replace("    outcome: reject\n    message:\n      en: \"Receipts older",
+                            "    outcome: maybe\n    message:\n      en: \"Receipts older")
     body = problem(client.post("/v1/rules/expense_policy/versions", data=broken, headers={
         **admin, "Content-Type": "application/yaml"}), 422, "invalid_rule")
     assert body["key"] == "checks[3].outcome" and body["line"] == broken.splitlines().index("    outcome: maybe") + 1
