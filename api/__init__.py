@@ -68,6 +68,9 @@ def create_app(settings: Settings | None = None, broker_url: str | None = None) 
     for blueprint in (health.bp, openapi.bp, jobs.bp, reviews.bp, documents.bp, export.bp, stats.bp, batches.bp,
                       rules.bp, policies.bp, webhooks.bp):
         app.register_blueprint(blueprint)
+    from api import privacy
+
+    app.register_blueprint(privacy.bp)  # DELETE /v1/jobs/{id}, GET /v1/jobs/{id}/redacted/{n}
     from api import dashboard
     from api.dashboard import policies as dashboard_policies
     from api.dashboard import session as dashboard_session

@@ -10,7 +10,7 @@ from flask import Blueprint, send_file
 from api import context
 from api.auth import authenticate, require
 from api.jobs import tenant_job
-from docket import page_cache, storage
+from docket import page_cache, privacy, storage
 from docket.documents import OFD_TYPE, SUPPORTED, XML_TYPE
 from docket.errors import NotFound
 
@@ -83,6 +83,7 @@ def document_response(job):
     """The uploaded bytes, always as a download: a hostile upload (XHTML with a meta refresh,
     SVG, a PDF's JavaScript, an xml-stylesheet) must never run or navigate on our origin."""
     settings = context.settings()
+    privacy.check_content(job)  # erased or purged: 410
     document = job.document
     source = storage.open_stream(settings, document)
     body, length = source if isinstance(source, tuple) else (source, None)
@@ -97,6 +98,7 @@ def document_response(job):
 
 def page_response(job, number: int):
     """Page `number` (1-based) as a PNG, in the coordinates of the decision's evidence boxes."""
+    privacy.check_content(job)  # erased or purged: 410
     if number < 1:
         raise NotFound("Pages are numbered from 1.")
     try:

@@ -168,6 +168,15 @@ class Job(Base):
     # the job asks for a second look (cleared by the next review).
     second_look_at: Mapped[datetime | None]
     second_look_reason: Mapped[str | None] = mapped_column(String(500))
+    # Personal data (docket/privacy.py). Erased on request: when, by whom, why and what went; the
+    # job stays as a tombstone with its decision. Retention purges: when the original and pages,
+    # and when the text and fields, were deleted.
+    erased_at: Mapped[datetime | None]
+    erased_by: Mapped[str | None] = mapped_column(String(200))
+    erased_reason: Mapped[str | None] = mapped_column(Text)
+    erased_what: Mapped[list[Any] | None]
+    documents_purged_at: Mapped[datetime | None]
+    text_purged_at: Mapped[datetime | None]
 
     batch: Mapped[Batch | None] = relationship(back_populates="jobs")
     document: Mapped[Document] = relationship()

@@ -626,5 +626,9 @@ from docket.fx_cli import fx_group  # noqa: E402 - `docket fx …` (exchange rat
 
 main.add_command(fx_group)
 
+from docket.privacy_cli import erase_command  # noqa: E402 - `docket erase JOB_ID --reason TEXT`
+
+main.add_command(erase_command)
+
 if __name__ == "__main__":
     main()

@@ -47,6 +47,17 @@ def page_png(settings: Settings, document: Document, index: int) -> Path:
     return path
 
 
+def forget(settings: Settings, sha256: str) -> int:
+    """Delete every rendered page of a document, here and in the object store (erasure and
+    retention, docket/privacy.py); how many files there were."""
+    removed = 0
+    folder = cache_dir(settings) / sha256[:2]
+    for path in folder.glob(f"{sha256}-*.png") if folder.is_dir() else ():
+        path.unlink(missing_ok=True)
+        removed += 1
+    return removed + storage.delete_derived(settings, f"pages/{sha256[:2]}/{sha256}-")
+
+
 def prune(settings: Settings, max_idle: float = MAX_IDLE_SECONDS, now: float | None = None) -> int:
     """Delete cached pages not viewed for `max_idle` seconds (and stray temp files); returns how many."""
     now = time.time() if now is None else now

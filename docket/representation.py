@@ -21,6 +21,24 @@ def _time(value):
     return value.isoformat() if value else None
 
 
+def erased_json(job: Job) -> dict | None:
+    """A job's erasure on request (docket/privacy.py): {at, by, reason, what}, or None."""
+    if job.erased_at is None:
+        return None
+    return {"at": _time(job.erased_at), "by": job.erased_by, "reason": job.erased_reason,
+            "what": list(job.erased_what or [])}
+
+
+def purged_json(job: Job) -> dict | None:
+    """What retention purged (docket/privacy.py) and when: {"documents": {"at", "what"}, "text": {...}}, or None."""
+    out = {}
+    if job.documents_purged_at is not None:
+        out["documents"] = {"at": _time(job.documents_purged_at), "what": ["document", "pages"]}
+    if job.text_purged_at is not None:
+        out["text"] = {"at": _time(job.text_purged_at), "what": ["text", "fields"]}
+    return out or None
+
+
 def job_json(job: Job, *, history: bool = False) -> dict:
     """A job as the API shows it; `history` adds `decisions`, every decision it had, newest first
     (GET /v1/jobs/{id}; lists and webhook payloads leave it out)."""
@@ -56,6 +74,10 @@ def job_json(job: Job, *, history: bool = False) -> dict:
         "amount": job.amount,
         # The total in the policy's currency when it was printed in another (docket/fx.py).
         "converted": None,
+        # Personal data (docket/privacy.py): erased on request {at, by, reason, what}, and what
+        # retention purged {documents: {at, what}, text: {at, what}}; None when nothing was.
+        "erased": erased_json(job),
+        "purged": purged_json(job),
     }
     decision = job.decision
     if decision is not None:

@@ -31,7 +31,7 @@ from sqlalchemy.orm import Session, aliased
 from db.models import DECISIONS, Decision, Document, Job, utcnow
 from db.queries import JobFilter, as_utc, filtered
 from db.review_queue import invoice_key
-from docket import duplicates, fx, invoice_facts, policies
+from docket import duplicates, fx, invoice_facts, policies, privacy
 from docket.errors import DocketError
 from docket.rules import Rule, evaluate
 
@@ -111,7 +111,8 @@ def selection(tenant_id: str, name: str, flt: PolicyFilter, *, before: datetime 
                                reviewed=flt.reviewed))
     if before is not None:
         query = query.where(Job.created_at <= before)
-    return query
+    # Erased or purged jobs keep their decision as it was: their fields are gone (docket/privacy.py).
+    return query.where(~privacy.content_gone())
 
 
 def count(session: Session, tenant_id: str, name: str, flt: PolicyFilter, *, before: datetime | None = None) -> int:

@@ -176,6 +176,33 @@ def keep_derived(settings: "Settings", path: Path, key: str) -> None:
         log.warning("could not keep %s in the object store: %s", key, exc)
 
 
+def delete(settings: "Settings", document: "Document | str") -> bool:
+    """Delete a document's kept bytes (local folder, or the object store and this machine's
+    cached copy); whether there were any. Erasure and retention (docket/privacy.py)."""
+    key = _key(document)
+    if settings.storage_url is None:
+        path = settings.documents_dir / key
+        found = path.exists()
+        path.unlink(missing_ok=True)
+        return found
+    store = _s3(settings)
+    found = store.exists(key)
+    store.delete(key)
+    (cache_dir(settings) / key).unlink(missing_ok=True)
+    return found
+
+
+def delete_derived(settings: "Settings", prefix: str) -> int:
+    """Object store only: delete every derived file whose key starts with `prefix`; how many."""
+    if settings.storage_url is None:
+        return 0
+    store = _s3(settings)
+    keys = store.keys(prefix)
+    for key in keys:
+        store.delete(key)
+    return len(keys)
+
+
 def cache_dir(settings: "Settings") -> Path:
     return settings.data_dir / "object-cache"
 
@@ -262,6 +289,20 @@ class S3Store:
             self.client.download_fileobj(self.bucket, self.name(key), out, Config=self.transfer)
             return True
         return self._call("fetch", key, fetch, missing=False if missing_ok else _NO_DEFAULT)
+
+    def delete(self, key: str) -> None:
+        self._call("delete", key, lambda: self.client.delete_object(Bucket=self.bucket, Key=self.name(key)))
+
+    def keys(self, prefix: str) -> list[str]:
+        """The keys (relative to this store's prefix) that start with `prefix`."""
+        def listed() -> list[str]:
+            found, pages = [], self.client.get_paginator("list_objects_v2")
+            for page in pages.paginate(Bucket=self.bucket, Prefix=self.name(prefix)):
+                found += [item["Key"] for item in page.get("Contents", ())]
+            return found
+        names = self._call("list", prefix, listed)
+        strip = len(self.name(""))
+        return [name[strip:] for name in names]
 
     def stream(self, key: str) -> tuple[BinaryIO, int]:
         obj = self._call("fetch", key, lambda: self.client.get_object(Bucket=self.bucket, Key=self.name(key)))

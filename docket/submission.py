@@ -20,7 +20,7 @@ from db.models import DEFAULT_TENANT, Batch, Decision, Document, Job, utcnow
 from db.review_queue import queue_values
 from db.rows import as_loaded
 from db.session import one_statement_transactions
-from docket import broker, database, duplicates, invoice_facts, metrics, storage
+from docket import broker, database, duplicates, invoice_facts, metrics, privacy, storage
 from docket.analyzers import known, route
 from docket.config import Settings
 from docket.documents import inspect
@@ -152,7 +152,8 @@ def cached_decision(session: Session, tenant_id: str, sha256: str, rule: Rule, a
         select(Decision).join(Job, Job.id == Decision.job_id)
         .where(Job.tenant_id == tenant_id, Job.document_sha256 == sha256, Job.rule_name == rule.name,
                Job.rule_version == rule.version, Job.analyzer == analyzer, Job.status == "succeeded",
-               Decision.run_id.is_(None))  # an analyzer's decision, never a re-decision's
+               Decision.run_id.is_(None),  # an analyzer's decision, never a re-decision's
+               ~privacy.content_gone())  # never what was erased or purged (docket/privacy.py)
         .order_by(Decision.created_at.desc()).limit(1))
 
 
@@ -169,7 +170,7 @@ def cached_decisions(session: Session, tenant_id: str, sha256s: list[str], rule:
             select(Job.document_sha256, Decision).join(Job, Job.id == Decision.job_id)
             .where(Job.tenant_id == tenant_id, Job.document_sha256.in_(wanted[start:start + 500]),
                    Job.rule_name == rule.name, Job.rule_version == rule.version, Job.analyzer == analyzer,
-                   Job.status == "succeeded", Decision.run_id.is_(None))
+                   Job.status == "succeeded", Decision.run_id.is_(None), ~privacy.content_gone())
             .order_by(Decision.created_at.desc()))
         for sha256, decision in rows:
             found.setdefault(sha256, decision)  # newest first: the first seen is the one

@@ -20,6 +20,7 @@ from api.dashboard.access import tenant_wide, tenant_wide_only, visible_batch, v
 from api.dashboard.session import (SignInRefused, current, sign_in, sign_out, sign_out_everywhere, signed_in,
                                    wants_data)
 from api.documents import document_response, page_response
+from api.privacy import redacted_response
 from api.export import csv_response
 from api.jobs import event_stream
 from api.problems import problem
@@ -207,7 +208,8 @@ def job_page(job_id: str):
                            decisions=DECISIONS, next_job=_next_in_queue(job) if tenant_wide(current()) else None,
                            pages=range(1, min(job.document.page_count or 1, MAX_PAGES_SHOWN) + 1),
                            rule_current=(rule is not None and active is not None and rule.version == active.version),
-                           can_review=current().can("review"), source_titles=presenters.SOURCE_TITLES)
+                           can_review=current().can("review"), source_titles=presenters.SOURCE_TITLES,
+                           redacted=_redacted_for_viewer(job))
 
 
 @bp.get("/jobs/<job_id>/events")
@@ -271,7 +273,15 @@ def document(job_id: str):
 @bp.get("/jobs/<job_id>/pages/<int:number>")
 @signed_in
 def page(job_id: str, number: int):
-    return page_response(visible_job(job_id), number)
+    job = visible_job(job_id)
+    if _redacted_for_viewer(job):  # personal data blacked out for anyone not an admin
+        return redacted_response(job, number)
+    return page_response(job, number)
+
+
+def _redacted_for_viewer(job: Job) -> bool:
+    rule = context.job_rule(job)
+    return rule is not None and rule.redact and current().role != "admin"
 
 
 @bp.get("/batches/<batch_id>")

@@ -97,6 +97,8 @@ def load_rule(path: str | os.PathLike) -> Rule:
 
 #: Where a message gets its " (line N)", once the line is known.
 _AT = "\x00at\x00"
+#: The longest retention a policy may set (100 years).
+MAX_RETENTION_SECONDS = 100 * 366 * 86400
 
 
 def _check_messages(message, check_id: str, index: int, params: dict, field_names: set, fail) -> tuple[str, dict]:
@@ -221,6 +223,18 @@ def _load(text: str, *, version: str, where: str, path: Path, expected_name: str
             raise fail(f"certainty names field {key!r}, which is not declared in fields.properties{_AT}",
                        "certainty", key)
 
+    personal = tuple(str(k) for k in (data.get("personal_fields") or ()))
+    for index, key in enumerate(personal):
+        if key not in properties:
+            raise fail(f"personal_fields names field {key!r}, which is not declared in fields.properties{_AT}",
+                       "personal_fields", index)
+    retention = {}
+    for kind, period in (data.get("retention") or {}).items():
+        seconds = int(period[:-1]) * (86400 if period.endswith("d") else 3600)
+        if seconds > MAX_RETENTION_SECONDS:
+            raise fail(f"retention.{kind} {period!r} is longer than 100 years{_AT}", "retention", kind)
+        retention[str(kind)] = seconds
+
     params = _plain(data.get("params") or {})
     for key, value in params.items():
         if key.endswith(("_pattern", "_patterns", "_terms")):
@@ -270,6 +284,9 @@ def _load(text: str, *, version: str, where: str, path: Path, expected_name: str
         default_currency=data.get("default_currency"),
         path=path,
         certainty=certainty,
+        personal_fields=personal,
+        retention=retention,
+        redact=bool(data.get("redact", False)),
         _validator=_fields_validator(schema),
         _cel_params=_to_cel(params, numbers_as_double=True),
     )

@@ -58,6 +58,12 @@ class Rule:
     path: Path
     #: field -> the least confidence its value needs for an automatic decision (``certainty:``).
     certainty: dict = field(default_factory=dict)
+    #: Fields holding personal data (``personal_fields:``), erased on request (docket/privacy.py).
+    personal_fields: tuple = ()
+    #: kind (``documents``, ``text``) -> seconds kept (``retention:``); a kind absent: kept for good.
+    retention: dict = field(default_factory=dict)
+    #: Whether a redacted copy of each page is made for people who are not admins (``redact:``).
+    redact: bool = False
     _validator: Any = field(default=None, compare=False, repr=False)
     _cel_params: Any = field(default=None, compare=False, repr=False)
     #: Idle ``cel.Context`` objects holding ``params`` and the helper functions,

@@ -39,6 +39,11 @@ MAX_PROMPT_CHARS = 20_000
 MAX_PARAM_ITEMS = 1000
 #: Fields one policy's ``certainty`` may name.
 MAX_CERTAINTY_FIELDS = 100
+#: Fields one policy's ``personal_fields`` may name.
+MAX_PERSONAL_FIELDS = 100
+#: A retention period: whole days or hours ("30d", "12h"); at most 100 years (docket/privacy.py).
+RETENTION_PATTERN = "^[1-9][0-9]{0,5}[dh]$"
+RETENTION_KINDS = ("documents", "text")
 
 #: A check's message: one template, or a map of language tag -> template (``en`` required:
 #: the stored reason's text; ``zh-Hans`` etc. rendered for readers of that language, docket/reasons.py).
@@ -77,6 +82,21 @@ RULE_FILE_SCHEMA: dict[str, Any] = {
             "propertyNames": {"pattern": "^[A-Za-z_][A-Za-z0-9_]*$"},
             "additionalProperties": {"type": "number", "minimum": 0, "maximum": 1},
         },
+        # Fields holding personal data: erased on request with the text (docket/privacy.py).
+        "personal_fields": {
+            "type": "array",
+            "maxItems": MAX_PERSONAL_FIELDS,
+            "uniqueItems": True,
+            "items": {"type": "string", "pattern": "^[A-Za-z_][A-Za-z0-9_]*$"},
+        },
+        # How long originals/pages and text/fields are kept (absent: kept for good).
+        "retention": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {kind: {"type": "string", "pattern": RETENTION_PATTERN} for kind in RETENTION_KINDS},
+        },
+        # Render a redacted copy of each page (personal data blacked out) for non-admins.
+        "redact": {"type": "boolean"},
         "fields": {
             "type": "object",
             "required": ["type", "properties"],

@@ -9,6 +9,7 @@ screenshot is one image).
 """
 from __future__ import annotations
 
+from docket.privacy import REDACT_EVIDENCE, personal_spans_boxes
 from worker.extract.base import Extraction
 from worker.extract.pii import find_personal_data
 from worker.ocr import OcrLine
@@ -51,4 +52,6 @@ def extract_screenshot(lines: list[OcrLine]) -> Extraction:
     if evidence:
         ex.evidence["personal_data"] = evidence
         ex.evidence["personal_data_types"] = list(evidence)
+        # The part of each line the finding takes, for redacted copies of the page (docket/privacy.py).
+        ex.evidence[REDACT_EVIDENCE] = personal_spans_boxes(lines, [f["span"] for f in findings])
     return ex
