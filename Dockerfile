@@ -6,7 +6,7 @@ RUN apt-get update && apt-get install -y --no-install-recommends libgl1 libglib2
 WORKDIR /app
 COPY . /app
 RUN pip install -e /app
-RUN useradd --create-home docket && mkdir -p /data && chown docket /data
+RUN useradd --create-home --uid 1000 docket && mkdir -p /data && chown docket /data
 USER docket
 EXPOSE 8000
 # gthread workers with many threads and a cap on event streams and waits (gunicorn.conf.py).

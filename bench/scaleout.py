@@ -118,7 +118,7 @@ def nginx_config(work: Path, port: int, upstreams: list[int]) -> Path:
     assert n == 1, "deploy/nginx/docket.conf: the upstream's `server api:8000 ...;` line is gone"
     text, n = re.subn(r"^    listen 8080;$", f"    listen 127.0.0.1:{port};", text, flags=re.M)
     assert n == 1, "deploy/nginx/docket.conf: `listen 8080;` is gone"
-    text = text.replace("/var/log/nginx/docket-access.log", str(work / "access.log"))
+    text = text.replace("/var/log/nginx/access.log", str(work / "access.log"))
     (work / "docket.conf").write_text(text)
     temp = "\n".join(f"    {kind}_temp_path {work / kind};" for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
     conf = work / "nginx.conf"
