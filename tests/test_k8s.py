@@ -175,3 +175,17 @@ def test_production_rules(base):
     assert with_beat == ["docket-beat"]
     assert pdbs == {"docket-api", "docket-worker-cpu", "docket-worker-gpu"}
     assert pods["docket-migrate"]["containers"][0]["command"] == ["docket", "migrate"]
+
+
+def test_ingress_matches_docket(base):
+    from docket.config import Settings
+    from docket.live import MAX_WAIT_S
+
+    settings = Settings.from_env()
+    ingress = by_kind(base, "Ingress")["docket-api"]
+    notes = {k.removeprefix("nginx.ingress.kubernetes.io/"): v for k, v in ingress["metadata"]["annotations"].items()}
+    assert int(notes["proxy-body-size"].removesuffix("m")) * 2**20 == settings.max_upload_bytes * settings.max_batch_files
+    assert notes["proxy-buffering"] == "off" and notes["proxy-request-buffering"] == "off"
+    assert int(notes["proxy-read-timeout"]) > max(MAX_WAIT_S, settings.event_stream_max_s)
+    backend = ingress["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]
+    assert backend["name"] in by_kind(base, "Service")
