@@ -68,6 +68,9 @@ def create_app(settings: Settings | None = None, broker_url: str | None = None) 
     for blueprint in (health.bp, openapi.bp, jobs.bp, reviews.bp, documents.bp, export.bp, stats.bp, batches.bp,
                       rules.bp, policies.bp, webhooks.bp):
         app.register_blueprint(blueprint)
+    from api import claims as api_claims
+
+    app.register_blueprint(api_claims.bp)  # /v1/claims (docket/claims.py)
     from api import privacy
 
     app.register_blueprint(privacy.bp)  # DELETE /v1/jobs/{id}, GET /v1/jobs/{id}/redacted/{n}

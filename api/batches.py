@@ -11,7 +11,7 @@ from api.limits import check_queue_depth
 from docket.representation import batch_json
 from db import queries
 from db.models import Batch
-from docket import events, live, submission
+from docket import claims, events, live, submission
 from docket.errors import DocketError, NotFound
 
 bp = Blueprint("batches", __name__, url_prefix="/v1")
@@ -26,12 +26,18 @@ def create_batch():
 
 
 def accept_batch(documents: list[intake.Submitted], opts: dict, who: Principal,
-                 key: str | None = None) -> tuple[dict, int, dict]:
+                 key: str | None = None, claim: claims.Intake | None = None) -> tuple[dict, int, dict]:
     """Store the files, record the batch and its jobs, commit, then publish: body, status (202,
-    or a replayed one) and headers (Location). Shared by POST /v1/batches and the dashboard's upload page. Files that
-    cannot be accepted are listed in `rejected` (their problem each); raises when none can."""
+    or a replayed one) and headers (Location). Shared by POST /v1/batches, the claims' routes
+    (`claim`: a new claim's header, or an open claim to add to) and the dashboard's upload page.
+    Files that cannot be accepted are listed in `rejected` (their problem each); raises when none can."""
     settings, tenant = context.settings(), who.tenant_id
-    rule = submission.resolve_rule(context.tenant_rules(tenant), opts["rule"])
+    if claim is not None and claim.claim is not None:  # documents added to a claim: the claim's policy version
+        rule = claims.claim_rule(context.db(), claim.claim, context.rules())
+        if rule is None:
+            raise submission.UnknownRule(f"The claim's policy {claim.claim.rule_name} is recorded nowhere.")
+    else:
+        rule = submission.resolve_rule(context.tenant_rules(tenant), opts["rule"])
     if len(documents) > settings.max_batch_files:
         raise DocketError(f"A batch holds at most {settings.max_batch_files} files.", code="batch_too_large",
                           status=413, title="Batch too large")
@@ -44,8 +50,9 @@ def accept_batch(documents: list[intake.Submitted], opts: dict, who: Principal,
             # One unreadable file must not sink 499 good ones: report it, accept the rest.
             rejected.append({"index": index, "filename": doc.filename, "code": exc.code, "status": exc.status,
                              "detail": exc.detail})
-    fp = idempotency.fingerprint("POST /v1/batches", rule.name, opts, [(n, d.sha256) for n, d in stored],
-                                 [(r["index"], r["code"]) for r in rejected])
+    fp = idempotency.fingerprint(claim.endpoint if claim else "POST /v1/batches", rule.name, opts,
+                                 [(n, d.sha256) for n, d in stored], [(r["index"], r["code"]) for r in rejected],
+                                 *([claim.fingerprint] if claim else []))
     if key and (earlier := idempotency.replay(session, tenant, key, fp)):
         return earlier
     if not stored:
@@ -57,9 +64,15 @@ def accept_batch(documents: list[intake.Submitted], opts: dict, who: Principal,
     batch = Batch(rule_name=rule.name, tenant_id=tenant, callback_url=opts["callback_url"], submitted_by=submitter,
                   note=opts.get("note"))
     session.add(batch)
+    claimed = None
+    if claim is not None:
+        claimed = (claims.open_for_documents(session, claim.claim, len(stored)) if claim.claim is not None else
+                   claims.new_claim(session, claim.header, rule, tenant_id=tenant, submitted_by=submitter,
+                                    callback_url=opts["callback_url"]))
     # In bulk: one INSERT of all the jobs, one query for the decisions that can be reused.
     jobs = submission.new_jobs(session, stored, rule, analyzer=opts["analyzer"], batch=batch, tenant_id=tenant,
-                               callback_url=opts["callback_url"], submitted_by=submitter)
+                               callback_url=opts["callback_url"], submitted_by=submitter,
+                               claim_id=claimed.id if claimed is not None else None)
     cached = (submission.cached_decisions(session, tenant, [d.sha256 for _, d in stored], rule, opts["analyzer"])
               if opts["cache"] else {})
     to_publish = []
@@ -72,6 +85,10 @@ def accept_batch(documents: list[intake.Submitted], opts: dict, who: Principal,
         events.complete_batch(session, batch.id)
     body = {"id": batch.id, "rule": rule.name, "job_ids": [j.id for j in jobs], "rejected": rejected}
     location = url_for("batches.get_batch", batch_id=batch.id)
+    if claimed is not None:
+        body = {"id": claimed.id, "batch_id": batch.id, "rule": rule.name, "job_ids": body["job_ids"],
+                "rejected": rejected}
+        location = url_for("claims.get_claim", claim_id=claimed.id)
     if key:
         idempotency.remember(session, tenant, key, fp, settings.idempotency_ttl, 202, body, location)
     try:

@@ -40,6 +40,8 @@ class Claim(Base):
     decision: Mapped[str | None] = mapped_column(String(20))
     reasons: Mapped[list[Any] | None]
     totals: Mapped[dict[str, Any] | None]
+    # One entry per document as the checks saw it (category, date, seller, amounts, deductible VAT).
+    lines: Mapped[list[Any] | None]
     decided_at: Mapped[datetime | None]
     # The decision as it stands (the latest review's, else the machine's); 0: needs a person.
     current_decision: Mapped[str | None] = mapped_column(String(20))

@@ -31,6 +31,11 @@ def job_finished(session: Session, job_id: str, known: tuple[Job, Decision, Docu
                  job_id=job.id, batch_id=job.batch_id, callback_url=job.callback_url)
     if job.batch_id:
         complete_batch(session, job.batch_id)
+    if job.claim_id:  # the claim's last document: the claim is decided in this same transaction
+        from docket.claims import complete_claim
+        from docket.config import Settings
+
+        complete_claim(session, job.claim_id, duplicate_distance=Settings.from_env().duplicate_distance)
 
 
 def complete_batch(session: Session, batch_id: str) -> bool:

@@ -111,14 +111,16 @@ _INSERT_JOBS = insert(Job.__table__)  # built once
 
 def new_jobs(session: Session, documents: list[tuple[str | None, Document]], rule: Rule, *,
              analyzer: str = "ocr", batch: Batch | None = None, tenant_id: str = DEFAULT_TENANT,
-             callback_url: str | None = None, submitted_by: str | None = None) -> list[Job]:
+             callback_url: str | None = None, submitted_by: str | None = None,
+             claim_id: str | None = None) -> list[Job]:
     """One queued job per (filename, document), in that order, inserted with one statement (a
-    multi-row INSERT for a batch instead of a round trip per file). The caller commits."""
+    multi-row INSERT for a batch instead of a round trip per file). The caller commits.
+    `claim_id`: the expense claim the documents back (docket/claims.py)."""
     session.flush()  # whatever is pending first (a new batch: the jobs refer to its row)
     rows = [dict(document_sha256=document.sha256, phash=document.phash, filename=clean_filename(filename),
                  rule_name=rule.name, rule_version=rule.version, analyzer=analyzer, status="queued",
                  batch_id=batch.id if batch is not None else None, tenant_id=tenant_id,
-                 callback_url=callback_url, submitted_by=submitted_by,
+                 callback_url=callback_url, submitted_by=submitted_by, claim_id=claim_id,
                  created_at=utcnow())  # stamped here, one by one: a batch's jobs keep their order
             for filename, document in documents]
     # A Core INSERT instead of the unit of work (whose flush machinery cost more CPU than the

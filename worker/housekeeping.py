@@ -10,6 +10,7 @@ from sqlalchemy import delete
 
 from db.models import IdempotencyKey, utcnow
 from db.session import session_scope
+from docket import claims
 from docket import events, page_cache, policies, privacy
 from docket.rules import default_rules_dir, load_rules
 from docket.config import Settings
@@ -21,13 +22,15 @@ from worker.celery_app import celery
 def housekeeping() -> dict:
     settings = Settings.from_env()
     url = settings.database_url
-    completed = 0
+    completed = decided = 0
     with session_scope(url) as session:
         for batch_id in events.open_batches(session):
             completed += events.complete_batch(session, batch_id)
+        for claim_id in claims.open_claims(session):  # two last documents finished at once
+            decided += claims.complete_claim(session, claim_id, duplicate_distance=settings.duplicate_distance)
         purged = session.execute(delete(IdempotencyKey).where(IdempotencyKey.expires_at < utcnow())).rowcount
     retention = purge_expired_content(settings)
-    return {"batches_completed": completed, "idempotency_keys_purged": purged,
+    return {"batches_completed": completed, "claims_decided": decided, "idempotency_keys_purged": purged,
             "page_images_pruned": page_cache.prune(settings),
             "documents_purged": retention["documents"], "text_purged": retention["text"]}
 

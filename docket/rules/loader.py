@@ -20,6 +20,7 @@ import yaml
 from jsonschema import Draft202012Validator
 
 from docket.rules.bounded_yaml import YAMLBoundsError, load_bounded
+from docket.rules.claim_checks import compile_claim_checks
 from docket.rules.compiler import _compile, _compile_error_text, _static_problem
 from docket.rules.messages import _PLACEHOLDER
 from docket.rules.model import Check, Rule
@@ -272,6 +273,9 @@ def _load(text: str, *, version: str, where: str, path: Path, expected_name: str
                   messages=translations)
         )
 
+    claim_checks = compile_claim_checks(data.get("claim_checks") or [], params,
+                                        lambda message, *keys: fail(f"{message}{_AT}", *keys))
+
     return Rule(
         name=name,
         version=version,
@@ -284,6 +288,7 @@ def _load(text: str, *, version: str, where: str, path: Path, expected_name: str
         default_currency=data.get("default_currency"),
         path=path,
         certainty=certainty,
+        claim_checks=claim_checks,
         personal_fields=personal,
         retention=retention,
         redact=bool(data.get("redact", False)),

@@ -58,6 +58,8 @@ class Rule:
     path: Path
     #: field -> the least confidence its value needs for an automatic decision (``certainty:``).
     certainty: dict = field(default_factory=dict)
+    #: Checks over a whole expense claim (``claim_checks:``, docket/rules/claim_checks.py).
+    claim_checks: tuple = ()
     #: Fields holding personal data (``personal_fields:``), erased on request (docket/privacy.py).
     personal_fields: tuple = ()
     #: kind (``documents``, ``text``) -> seconds kept (``retention:``); a kind absent: kept for good.

@@ -45,6 +45,28 @@ MAX_PERSONAL_FIELDS = 100
 RETENTION_PATTERN = "^[1-9][0-9]{0,5}[dh]$"
 RETENTION_KINDS = ("documents", "text")
 
+#: Claim checks in one policy (each ``for_each: document`` one runs once per document of a claim).
+MAX_CLAIM_CHECKS = 50
+
+#: The ``claim_checks`` section: checks over a whole expense claim (docket/rules/claim_checks.py).
+CLAIM_CHECKS_SCHEMA: dict[str, Any] = {
+    "type": "array",
+    "maxItems": MAX_CLAIM_CHECKS,
+    "items": {
+        "type": "object",
+        "required": ["id", "expr", "outcome", "message"],
+        "additionalProperties": False,
+        "properties": {
+            "id": {"type": "string", "pattern": _IDENT},
+            "for_each": {"const": "document"},  # run once per document, `doc` bound to it
+            "expr": {"type": "string", "minLength": 1, "maxLength": MAX_EXPR_CHARS},
+            "jobs": {"type": "string", "minLength": 1, "maxLength": MAX_EXPR_CHARS},  # the job ids concerned
+            "outcome": {"enum": list(OUTCOMES)},
+            "message": {"type": "string", "minLength": 1, "maxLength": MAX_MESSAGE_CHARS},
+        },
+    },
+}
+
 #: A check's message: one template, or a map of language tag -> template (``en`` required:
 #: the stored reason's text; ``zh-Hans`` etc. rendered for readers of that language, docket/reasons.py).
 LOCALE_TAG = "^[A-Za-z]{2,3}([-_][A-Za-z0-9]{2,8}){0,3}$"
@@ -110,6 +132,8 @@ RULE_FILE_SCHEMA: dict[str, Any] = {
                 },
             },
         },
+        # Checks over a whole expense claim (docket/rules/claim_checks.py).
+        "claim_checks": CLAIM_CHECKS_SCHEMA,
         "checks": {
             "type": "array",
             "maxItems": MAX_CHECKS,

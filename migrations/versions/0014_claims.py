@@ -35,6 +35,7 @@ def upgrade() -> None:
     sa.Column('decision', sa.String(length=20), nullable=True),
     sa.Column('reasons', sa.JSON(), nullable=True),
     sa.Column('totals', sa.JSON(), nullable=True),
+    sa.Column('lines', sa.JSON(), nullable=True),
     sa.Column('decided_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('current_decision', sa.String(length=20), nullable=True),
     sa.Column('review_rank', sa.SmallInteger(), nullable=False),
