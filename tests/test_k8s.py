@@ -1,8 +1,8 @@
 """deploy/k8s (Kustomize) against the Kubernetes schemas, offline: kubernetes-validate (pinned in the
 test extra) ships the JSON schemas of each Kubernetes release. KEDA's ScaledObject is not a core
-kind: it is checked against the fields of KEDA's v1alpha1 ScaledObject CRD that Docket uses (a
-structural schema below, written from KEDA's CRD, keda.sh_scaledobjects.yaml in kedacore/keda),
-and against Docket itself (its queues, the Deployments it scales)."""
+kind: it is checked structurally (the schema below: the keda.sh/v1alpha1 ScaledObject fields Docket
+uses and the redis scaler's metadata, written by hand; KEDA's own CRD schema is not vendored), and
+against Docket itself (its queues, the Deployments it scales)."""
 from __future__ import annotations
 
 import copy
