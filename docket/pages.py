@@ -119,13 +119,7 @@ def _pdf_page(pdf, index: int, max_side: int) -> Page:
         image = to_rgb(bitmap.to_pil()).copy()
         textpage = page.get_textpage()
         text = textpage.get_text_range()
-        segments = []
-        for i in range(textpage.count_rects()):
-            left, bottom, right, top = textpage.get_rect(i)
-            piece = textpage.get_text_bounded(left, bottom, right, top)
-            if piece.strip():
-                # PDF space has y upwards from the bottom; images have it downwards from the top.
-                segments.append((piece, (left * scale, (height - top) * scale, right * scale, (height - bottom) * scale)))
+        segments = _char_runs(textpage, height, scale)
     finally:
         for obj in (textpage, bitmap, page):
             if obj is not None:
@@ -184,6 +178,54 @@ def stacked_lines(pages: list[Page], lines_of) -> list[TextLine]:
             out.append(TextLine(line.text, (x0, y0 + offset, x1, y1 + offset), line.score))
         offset += page.image.height
     return out
+
+
+def _char_runs(textpage, height: float, scale: float) -> list[tuple[str, tuple[float, float, float, float]]]:
+    """The page's characters in content order, cut into runs where a line breaks or the next
+    character does not continue the previous one on its line (a jump back, a wide gap, another
+    baseline), each run with its box in image pixels. Built from each character's loose box (the
+    font's full line height): PDFium's own text rectangles split a run wherever glyph heights
+    differ ("p" under the baseline), and reading each rectangle back by position mixed letters of
+    neighbouring runs ("Invoice" became "Invo" + "ice", "Storyblok" "Stry" + "bo" + "lk")."""
+    count = textpage.count_chars()
+    text = textpage.get_text_range(0, count) if count else ""
+    if len(text) != count:  # characters outside the BMP: read them one by one
+        text = "".join(textpage.get_text_range(i, 1)[:1] or " " for i in range(count))
+    runs: list[tuple[str, tuple[float, float, float, float]]] = []
+    chars: list[str] = []
+    box: list[float] | None = None  # PDF space: left, bottom, right, top
+    last: tuple[float, float, float, float] | None = None
+
+    def close() -> None:
+        nonlocal chars, box, last
+        piece = "".join(chars)
+        if piece.strip() and box is not None:
+            # PDF space has y upwards from the bottom; images have it downwards from the top.
+            left, bottom, right, top = box
+            runs.append((piece, (left * scale, (height - top) * scale, right * scale, (height - bottom) * scale)))
+        chars, box, last = [], None, None
+
+    for i, c in enumerate(text):
+        if c in "\r\n":
+            close()
+            continue
+        left, bottom, right, top = textpage.get_charbox(i, loose=True)
+        if c.isspace() or right - left <= 0 and top - bottom <= 0:
+            if chars:
+                chars.append(" ")
+            continue
+        if last is not None:
+            h = max(last[3] - last[1], top - bottom, 1e-3)
+            gap = left - last[2]
+            mid, last_mid = (top + bottom) / 2, (last[3] + last[1]) / 2
+            if abs(mid - last_mid) > 0.5 * h or gap < -0.5 * h or gap > 1.0 * h:
+                close()
+        chars.append(c)
+        last = (left, bottom, right, top)
+        box = [left, bottom, right, top] if box is None else [min(box[0], left), min(box[1], bottom),
+                                                              max(box[2], right), max(box[3], top)]
+    close()
+    return runs
 
 
 def _join_segments(segments: list[tuple[str, tuple[float, float, float, float]]]) -> list[TextLine]:

@@ -683,3 +683,29 @@ def synthetic_invoice(seed: int, language: str | None = None) -> SyntheticInvoic
         "layout": layout, "due_date": due.isoformat(),
     }
     return SyntheticInvoice(c.bytes(), truth)
+
+
+# --------------------------------------------------------------------------------------------
+# Hand-laid invoices: one document's rows exactly as written (any language), rendered as a PDF
+
+
+def laid_out_pdf(rows: list, *, top: float = 60.0, step: float = 15.0, pages: list | None = None) -> bytes:
+    """A PDF with a text layer from rows. A row is "" (an empty row) or a list of boxes
+    (x in points, text) or (x, text, size, bold, align) on one printed line (align "R": x is the
+    right edge). `pages`: more pages' rows after the first."""
+    canvas = _Canvas(letter=False)
+    for n, page_rows in enumerate([rows] + list(pages or [])):
+        if n:
+            canvas.new_page()
+        y = top
+        for row in page_rows:
+            if row == "":
+                y += step
+                continue
+            size = max((box[2] if len(box) > 2 else 9.5) for box in row)
+            for box in row:
+                x, text = box[0], box[1]
+                canvas.text(x, y, text, size=box[2] if len(box) > 2 else 9.5,
+                            bold=bool(box[3]) if len(box) > 3 else False, align=box[4] if len(box) > 4 else "L")
+            y += step * max(1.0, size / 9.5)
+    return canvas.bytes()

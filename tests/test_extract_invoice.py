@@ -717,3 +717,196 @@ def test_zugferd_dev_page_read_accuracy():
     assert accuracy["grand_total"] >= 0.85, accuracy
     assert accuracy["currency"] >= 0.95, accuracy
     assert sum(accuracy.values()) / 4 >= 0.85, accuracy
+
+
+# --------------------------------------------------------------------------------------------
+# Invoices from anywhere (issue 22): Dutch, Spanish, Italian, Portuguese and Indian-English
+# invoices laid out as written, rendered as PDFs and read through the text layer. Each carries
+# what the reader used to get wrong: customer blocks under labels it did not know, dates in
+# words, delivery/service/due dates beside the issue date, "Rs." amounts read in the policy's
+# default currency, numbers with "/", a customer number beside the invoice number.
+
+R = 540  # the right edge of the amounts column (points)
+LAID_OUT = {
+    "nl": ([
+        [(40, "Van Dijk Installatietechniek B.V.", 14, True), (R, "FACTUUR", 16, True, "R")],
+        [(40, "Industrieweg 12")], [(40, "3542 AD Utrecht")], [(40, "BTW-nummer: NL812345678B01")], [(40, "KvK 30123456")], "",
+        [(40, "Factuuradres", 9.5, True), (300, "Afleveradres", 9.5, True)],
+        [(40, "Bakkerij De Molen"), (300, "Bakkerij De Molen - filiaal Zeist")],
+        [(40, "Dorpsstraat 5"), (300, "Slotlaan 101")],
+        [(40, "1234 AB Amersfoort"), (300, "3701 GB Zeist")], "",
+        [(40, "Factuurnummer:"), (160, "2024/0117")],
+        [(40, "Klantnummer:"), (160, "55012")],
+        [(40, "Factuurdatum:"), (160, "3 maart 2024")],
+        [(40, "Leverdatum:"), (160, "28 februari 2024")],
+        [(40, "Vervaldatum:"), (160, "2 april 2024")], "",
+        [(40, "Omschrijving", 9.5, True), (330, "Aantal", 9.5, True), (420, "Prijs", 9.5, True), (R, "Bedrag", 9.5, True, "R")],
+        [(40, "Onderhoud cv-installatie"), (330, "1"), (420, "650,00"), (R, "650,00", 9.5, False, "R")],
+        [(40, "Vervangen thermostaat"), (330, "1"), (420, "350,00"), (R, "350,00", 9.5, False, "R")], "",
+        [(330, "Subtotaal"), (R, "€ 1.000,00", 9.5, False, "R")],
+        [(330, "BTW 21%"), (R, "€ 210,00", 9.5, False, "R")],
+        [(330, "Totaal", 9.5, True), (R, "€ 1.210,00", 9.5, True, "R")], "",
+        [(40, "Gelieve te betalen binnen 30 dagen op IBAN NL91 ABNA 0417 1643 00.")],
+    ], {"merchant_name": "Van Dijk Installatietechniek B.V.", "buyer_name": "Bakkerij De Molen",
+        "invoice_number": "2024/0117", "transaction_date": "2024-03-03", "total": 1210.0, "subtotal": 1000.0,
+        "tax": 210.0, "currency": "EUR"}),
+    "es": ([
+        [(40, "Servicios Técnicos Almagro S.L.", 14, True), (R, "FACTURA", 16, True, "R")],
+        [(40, "Calle Mayor 15, 28013 Madrid")], [(40, "NIF: B12345678")], "",
+        [(40, "Cliente:", 9.5, True)],
+        [(40, "Distribuciones Ruiz S.A.")], [(40, "Avenida de la Paz 7")], [(40, "41001 Sevilla")], "",
+        [(40, "Nº de factura: A/2024/015")],
+        [(40, "Fecha de factura: 15 de enero de 2024")],
+        [(40, "Periodo de servicio: 1 de diciembre de 2023 - 31 de diciembre de 2023")],
+        [(40, "Fecha de vencimiento: 14 de febrero de 2024")], "",
+        [(40, "Concepto", 9.5, True), (R, "Importe", 9.5, True, "R")],
+        [(40, "Mantenimiento mensual"), (R, "800,00 €", 9.5, False, "R")], "",
+        [(330, "Base imponible"), (R, "800,00 €", 9.5, False, "R")],
+        [(330, "IVA 21%"), (R, "168,00 €", 9.5, False, "R")],
+        [(330, "Total factura", 9.5, True), (R, "968,00 €", 9.5, True, "R")],
+    ], {"merchant_name": "Servicios Técnicos Almagro S.L.", "buyer_name": "Distribuciones Ruiz S.A.",
+        "invoice_number": "A/2024/015", "transaction_date": "2024-01-15", "total": 968.0, "subtotal": 800.0,
+        "tax": 168.0, "currency": "EUR"}),
+    "en-in": ([
+        [(40, "Sharma Textiles Pvt. Ltd.", 14, True), (R, "TAX INVOICE", 16, True, "R")],
+        [(40, "14 MG Road, Pune 411001, Maharashtra")], [(40, "GSTIN: 27AAPFU0939F1ZV")], "",
+        [(40, "Bill To:", 9.5, True), (330, "Invoice No.:"), (430, "INV/2024-25/0042")],
+        [(40, "Mehta Traders"), (330, "Invoice Date:"), (430, "August 3, 2024")],
+        [(40, "22 Linking Road"), (330, "Due Date:"), (430, "September 2, 2024")],
+        [(40, "Mumbai 400050"), (330, "PO Number:"), (430, "PO-7781")], "",
+        [(40, "Description", 9.5, True), (R, "Amount", 9.5, True, "R")],
+        [(40, "Cotton fabric, 200 m"), (R, "Rs. 10,000.00", 9.5, False, "R")], "",
+        [(330, "Sub Total"), (R, "Rs. 10,000.00", 9.5, False, "R")],
+        [(330, "IGST 18%"), (R, "Rs. 1,800.00", 9.5, False, "R")],
+        [(330, "Grand Total", 9.5, True), (R, "Rs. 11,800.00", 9.5, True, "R")],
+        [(40, "Amount in words: Rupees Eleven Thousand Eight Hundred only")],
+    ], {"merchant_name": "Sharma Textiles Pvt. Ltd.", "buyer_name": "Mehta Traders", "invoice_number": "INV/2024-25/0042",
+        "transaction_date": "2024-08-03", "total": 11800.0, "subtotal": 10000.0, "tax": 1800.0, "currency": "INR"}),
+    "it": ([
+        [(40, "Officine Bertolini S.r.l.", 14, True)],
+        [(40, "Via Roma 21, 20121 Milano")], [(40, "P.IVA 01234567890")], "",
+        [(300, "Spett.le", 9.5, True)], [(300, "Rossi Costruzioni S.p.A.")], [(300, "Corso Italia 8")], [(300, "10121 Torino")], "",
+        [(40, "Fattura n. 12/2024 del 5 marzo 2024", 12, True)],
+        [(40, "Scadenza pagamento: 4 aprile 2024")], "",
+        [(40, "Descrizione", 9.5, True), (R, "Importo", 9.5, True, "R")],
+        [(40, "Revisione impianto"), (R, "500,00", 9.5, False, "R")], "",
+        [(330, "Imponibile"), (R, "500,00", 9.5, False, "R")],
+        [(330, "IVA 22%"), (R, "110,00", 9.5, False, "R")],
+        [(330, "Totale fattura", 9.5, True), (R, "610,00 €", 9.5, True, "R")],
+    ], {"merchant_name": "Officine Bertolini S.r.l.", "buyer_name": "Rossi Costruzioni S.p.A.", "invoice_number": "12/2024",
+        "transaction_date": "2024-03-05", "total": 610.0, "subtotal": 500.0, "tax": 110.0, "currency": "EUR"}),
+    "pt": ([
+        [(40, "Fatura Nº FT 2024/33", 14, True)],
+        [(40, "Carpintaria Alves Lda.")], [(40, "Rua das Flores 10, 4050-262 Porto")], [(40, "NIPC 501234567")], "",
+        [(40, "Cliente:", 9.5, True)], [(40, "Padaria Lisboa Lda.")], [(40, "Avenida da Liberdade 200, 1250-147 Lisboa")], "",
+        [(40, "Data de emissão: 1 de março de 2024")],
+        [(40, "Data de vencimento: 31 de março de 2024")], "",
+        [(40, "Descrição", 9.5, True), (R, "Valor", 9.5, True, "R")],
+        [(40, "Armário de cozinha"), (R, "1.500,00 €", 9.5, False, "R")], "",
+        [(330, "Total sem IVA"), (R, "1.500,00 €", 9.5, False, "R")],
+        [(330, "IVA 23%"), (R, "345,00 €", 9.5, False, "R")],
+        [(330, "Total a pagar", 9.5, True), (R, "1.845,00 €", 9.5, True, "R")],
+    ], {"merchant_name": "Carpintaria Alves Lda.", "buyer_name": "Padaria Lisboa Lda.", "invoice_number": "FT 2024/33",
+        "transaction_date": "2024-03-01", "total": 1845.0, "subtotal": 1500.0, "tax": 345.0, "currency": "EUR"}),
+}
+
+
+@pytest.fixture(scope="module")
+def laid_out_docs(tmp_path_factory):
+    """Each laid-out invoice rendered once and prepared as the worker prepares a PDF."""
+    if _missing:
+        pytest.skip(_missing)
+    folder = tmp_path_factory.mktemp("laid_out")
+    return {key: pdf_lines(folder, invoice_documents.laid_out_pdf(rows), f"{key}.pdf", max_side=1400)
+            for key, (rows, _) in LAID_OUT.items()}
+
+
+@pytest.mark.parametrize("key", sorted(LAID_OUT))
+def test_invoices_in_the_languages_companies_use(laid_out_docs, key):
+    doc = laid_out_docs[key]
+    ex = extract_invoice([p.text_lines for p in doc.pages], "MYR", source="text_layer")
+    assert check(ex, LAID_OUT[key][1]) == {}
+    assert ex.fields["document_kind"] == "invoice" and set(ex.sources.values()) == {"text_layer"}
+    # the totals add up on the page: the total says so in its confidence and its notes
+    assert ex.confidence["total"] >= 0.95 and "arithmetic" in ex.notes["total"]
+
+
+def test_rupees_through_the_analyzer_path(laid_out_docs):
+    """`read_expense` as the CPU worker runs it, with expense_policy's default currency (MYR):
+    an Indian invoice printing "Rs." is in rupees, not ringgit."""
+    from worker.extract.expense import read_expense
+
+    reading = read_expense(laid_out_docs["en-in"], lambda image: [], "MYR")
+    fields = reading.extraction.fields
+    assert (fields["document_kind"], fields["currency"], fields["total"]) == ("invoice", "INR", 11800.0)
+    assert reading.read_from == "text_layer"
+
+
+def test_currency_from_clues_is_a_guess():
+    """No symbol, code or name: the parties' VAT ids and countries say which currency, before the
+    policy's default, and the confidence says it is a guess; a printed code is sure."""
+    rows = [
+        [("Kessler Maschinenbau GmbH", 60, 1.4)], [("Werkstr. 4, 70173 Stuttgart", 60)], [("Deutschland", 60)],
+        [("USt-IdNr.: DE123456789", 60)], "",
+        [("Rechnung", 60, 1.3)], [("Rechnungsnummer: 2024-311", 60)], [("Rechnungsdatum: 05.02.2024", 60)], "",
+        [("Nettobetrag", 700), ("1.000,00", 1100)], [("MwSt. 19 %", 700), ("190,00", 1100)],
+        [("Gesamtbetrag", 700), ("1.190,00", 1100)],
+    ]
+    ex = extract_invoice(page(rows), "MYR")
+    assert ex.fields["currency"] == "EUR" and 0.45 <= ex.confidence["currency"] < 0.7
+    assert "guess" in ex.notes["currency"]
+    rows[8] = [("Gesamtbetrag", 700), ("1.190,00 EUR", 1100)]
+    sure = extract_invoice(page(rows), "MYR")
+    assert sure.fields["currency"] == "EUR" and sure.confidence["currency"] >= 0.9
+    # nothing at all to go by: the default, and a low confidence
+    bare = extract_invoice(page([[("Invoice", 60, 1.3)], [("Invoice No: 77", 60)], [("Total", 700), ("12.00", 1100)]]), "MYR")
+    assert bare.fields["currency"] == "MYR" and bare.confidence["currency"] <= 0.4
+
+
+def test_amounts_in_two_currency_columns_follow_the_document_currency():
+    rows = [
+        [("BILLED TO:", 60), ("PROVIDED BY:", 860)], [("Felix Wolf", 60), ("Quillon Inc.", 860)],
+        [("PAYMENT CURRENCY: USD", 60)], [("INVOICE: #A-1007", 60)], "",
+        [("AMOUNT", 1060)], [("USD", 1060), ("EUR", 1300)],
+        [("PRO plan", 350), ("119.95", 1035), ("109.15", 1273)],
+        [("VAT (19%)", 750), ("0.00", 1060), ("0.00", 1297)],
+        [("TOTAL", 750), ("119.95", 1035), ("109.15", 1273)],
+    ]
+    ex = extract_invoice(page(rows), "MYR")
+    assert (ex.fields["currency"], ex.fields["total"]) == ("USD", 119.95)
+
+
+def test_policy_and_customer_numbers_are_not_the_invoice_number():
+    rows = [
+        [("Harbor Mutual Insurance Ltd", 60, 1.4)], [("Invoice", 60, 1.3)],
+        [("Policy No: HM-2024-55120", 60)], [("Customer No: 88123", 60)], [("Invoice No: 2024/INV/0093", 60)],
+        [("Invoice date: 12 January 2024", 60)], [("Cover period: 01/02/2024 - 31/01/2025", 60)], "",
+        [("Premium", 700), ("£ 400.00", 1100)], [("Insurance premium tax", 700), ("£ 48.00", 1100)],
+        [("Total due", 700), ("£ 448.00", 1100)],
+    ]
+    ex = extract_invoice(page(rows), None)
+    assert check(ex, {"invoice_number": "2024/INV/0093", "transaction_date": "2024-01-12", "total": 448.0,
+                      "currency": "GBP"}) == {}
+
+
+def test_dates_in_words_and_periods():
+    from worker.extract.invoice.dates import _date_scan
+
+    def dates(text):
+        return [d.isoformat() for _, _, d, _ in _date_scan(text)[0]]
+
+    assert dates("Factuurdatum: 3 maart 2024") == ["2024-03-03"]
+    assert dates("Fecha: 3 de agosto de 2014") == ["2014-08-03"]
+    assert dates("Data fattura 15 settembre 2023") == ["2023-09-15"]
+    assert dates("Data de emissão: 1º de março de 2024") == ["2024-03-01"]
+    assert dates("3. März 2014 / 3 août 2014 / August 3, 2014") == ["2014-03-03", "2014-08-03", "2014-08-03"]
+    assert dates("Totaal 12 mei") == []  # no year: not a date to take
+    # a service period or a delivery date beside the invoice date: the invoice date wins
+    rows = [
+        [("Studio Lumen SARL", 60, 1.4)], [("Facture", 60, 1.3)], [("Facture n° 2014-118", 60)],
+        [("Période de service : 1 juillet 2014 au 31 juillet 2014", 60)], [("Date de livraison : 31 juillet 2014", 60)],
+        [("Date de facture : 3 août 2014", 60)], "",
+        [("Total TTC", 700), ("1 200,00 €", 1100)],
+    ]
+    ex = extract_invoice(page(rows), None)
+    assert ex.fields["transaction_date"] == "2014-08-03"

@@ -101,7 +101,8 @@ def read_expense(document: PreparedDocument, recognise: Callable, default_curren
             sources[name] = part.sources.get(name) or (reading.read_from if part is page else "embedded_xml")
     merged = Extraction(fields=fields, sources=sources,
                         confidence={**(page.confidence if page else {}), **(data.confidence if data else {})},
-                        evidence={**(page.evidence if page else {}), **(data.evidence if data else {})})
+                        evidence={**(page.evidence if page else {}), **(data.evidence if data else {})},
+                        notes={k: v for k, v in (page.notes if page else {}).items() if not (data and k in data.fields)})
     if data is not None:
         for name in data.fields:
             merged.confidence[name] = 1.0

@@ -143,13 +143,16 @@ def _party_blocks(doc: _Doc) -> list[_Block]:
             label = m.group("label")
             if kind == "seller" and label == "FROM" and not m.group("colon") and _digits(f):
                 continue
-            if kind == "buyer" and label in ("TO", "AN") and not m.group("colon"):
-                continue  # a bare "To" / "An" line is too often something else
+            bare = kind == "buyer" and label in ("TO", "AN") and not m.group("colon")
+            if bare and (m.group("rest").strip() or l.page != 0 or l.y0 > doc.header_limit or doc.left_of(l)):
+                continue  # a bare "To" / "An" is a label only alone on its line, at the head of a block
             rest = m.group("rest").strip()
             inline = l.text[len(l.text) - len(rest):] if rest else ""
             b = _Block(kind, l, bool(_BILLING_RE.search(label)) if kind == "buyer" else False)
             b.lines = _block_lines(doc, l, inline)
             b.name = _block_name(doc, b.lines, l, inline, legal_join=kind != "buyer")
+            if bare and (b.name is None or len(b.lines) < 2):
+                continue
             blocks.append(b)
             break
     taken = {x.idx for b in blocks for x in b.lines + [b.label] if x is not None}

@@ -17,16 +17,28 @@ _INVNO_RES = [
     re.compile(r"(?:N°|NO|NUMERO)\s*(?:DE\s+)?(?:LA\s+)?FACTURE\s*[:.]?|FACTURE\s*(?:N°|(?:NO|NUMERO|NUM)\b)\.?\s*[:.]?|"
                r"(?:N°|NO)\s*(?:D'|DE\s+L')AVOIR\s*[:.]?|AVOIR\s*(?:N°|NO\b)\.?\s*[:.]?"),
     re.compile(r"(?:DOCUMENT|BILL|CREDIT\s+NOTE|FOLIO)\s*(?:NO|NR|NUMBER|#)\b\.?\s*[:.]?"),
+    # Dutch, Spanish, Italian, Portuguese, Chinese
+    re.compile(r"FACTUUR\s*-?\s*(?:NUMMER|NR|NO)\b\.?\s*[:.]?|CREDITNOTA\s*-?\s*(?:NUMMER|NR)\b\.?\s*[:.]?|"
+               r"(?:N[O°º]?\.?\s*[°º]?|NUM(?:ERO)?\.?|NRO\.?)\s*(?:DE\s+)?(?:LA\s+)?FACTURA\s*[:.]?|"
+               r"FACTURA\s*(?:N[O°º]?\.?\s*[°º]?|NUM(?:ERO)?\b\.?|NRO\b\.?|#)\s*[:.]?|"
+               r"(?:N[O°º]?\.?|NUM(?:ERO)?\.?|NR\.?)\s*(?:DI\s+|DELLA\s+)?FATTURA\s*[:.]?|"
+               r"FATTURA\s*(?:N[O°º]?\.?\s*[°º]?|NR\b\.?|NUM(?:ERO)?\b\.?)\s*[:.]?|"
+               r"(?:N[O°º]?\.?|NUMERO)\s*(?:DA\s+)?FATURA\s*[:.]?|FATURA\s*(?:N[O°º]?\.?\s*[°º]?|NR\b\.?|NUMERO\b)\s*[:.]?|"
+               r"发票号码\s*[:：]?"),
 ]
 _TITLE_NO_RE = re.compile(
-    r"^(?:[A-Z]+\s?)?(?:TAX\s+INVOICE|INVOICE|[A-Z]*RECHNUNG|GUTSCHRIFT|FACTURE|AVOIR|CREDIT\s+NOTE)\b[^:]{0,40}?\s*"
+    r"^(?:[A-Z]+\s?)?(?:TAX\s+INVOICE|INVOICE|[A-Z]*RECHNUNG|GUTSCHRIFT|FACTURE|AVOIR|CREDIT\s+NOTE|FACTUUR|FACTURA|FATTURA|"
+    r"FATURA)\b[^:]{0,40}?\s*"
     r"(?:\b(?:NR|NO|NUMMER|NUMBER)\b\.?|N°|#|:)\s*"
 )
-_TITLE_TOKEN_RE = re.compile(r"^(?:TAX\s+INVOICE|INVOICE|RECHNUNG|GUTSCHRIFT|FACTURE|AVOIR|CREDIT\s+NOTE)\s+(?=\S*\d)")
+_TITLE_TOKEN_RE = re.compile(r"^(?:TAX\s+INVOICE|INVOICE|RECHNUNG|GUTSCHRIFT|FACTURE|AVOIR|CREDIT\s+NOTE|FACTUUR|FACTURA|"
+                             r"FATTURA|FATURA)\s+(?=\S*\d)")
 _NOT_INVNO_CONTEXT = re.compile(
     r"ORDER|BESTELL|AUFTRAG|KUNDEN|CUSTOMER|CLIENT|VERTRAG|CONTRACT|LIEFERSCHEIN|DELIVERY|PO\b|P\.O\.|ACCOUNT|KONTO|"
     r"URSPRUNG|ORIGINAL|RELATED|LIEE|CORRIGE|REFERENCE\s+TO|BEZUG|VAT|TAX\s*ID|UST|TVA\s+(?:CLIENT|INTRA)|COMMANDE|"
-    r"DEVIS|QUOTE|TRACKING|REKLAMATION"
+    r"DEVIS|QUOTE|TRACKING|REKLAMATION|POLICY|POLIC[EY]\s*(?:NO|NUMBER)|POLIZZA|POLIZA|APOLICE|VERSICHERUNGS(?:SCHEIN|NUMMER)|"
+    r"KLANT|BESTEL|PEDIDO|ORDINE|ENCOMENDA|CONTRATTO|CONTRATO|MANDAT|MEMBER|MITGLIED|VERTRAGS|ABONNEMENT|SUBSCRIPTION|"
+    r"IBAN|BTW|NIF|CIF|P\.?\s*IVA|GSTIN|PAN\b"
 )
 _TOKEN_RE = re.compile(r"[A-Z0-9][A-Z0-9./\-_]*[A-Z0-9]|[0-9]")
 
@@ -37,6 +49,9 @@ def _invno_token(text: str, short_ok: bool = False) -> str | None:
     if not m:
         return None
     tok = t[: m.end()]
+    series = re.match(r"([A-Z]{1,4})\s(\d[A-Z0-9./\-_]*[A-Z0-9]|\d)(?![\w])", t.upper())
+    if series and not re.search(r"\d", tok):
+        tok = t[: series.end()]  # a series and its number ("FT 2024/33", "A 1234")
     if not re.search(r"\d", tok) or len(tok) > 40:
         return None
     if _date_matches(tok.upper()) and re.fullmatch(r"[\d./-]+", tok):
@@ -53,7 +68,7 @@ def _invoice_number(doc: _Doc) -> tuple[str, list[_IL], float] | None:
         hits = []
         for k, rx in enumerate(_INVNO_RES):
             for m in rx.finditer(f):
-                hits.append((m.start(), m.end(), 3 if k < 3 else 2))
+                hits.append((m.start(), m.end(), 3 if k < 3 or k == 4 else 2))
         m = _TITLE_NO_RE.match(f)
         if m:
             hits.append((0, m.end(), 3 if re.search(r"\b(?:NR|NO|NUMMER|NUMBER)\b|N°|#", m.group(0)) else 2))

@@ -6,7 +6,7 @@ import re
 
 from worker.extract.invoice.blocks import _Block, _join_name
 from worker.extract.invoice.labels import (_BUYER_RE, _clean_name, _ends_legal, _first_segment, _has_legal,
-                                           _is_block_label, _is_contact, _ITEM_HEADER_HIT, _LEGAL_LONG,
+                                           _is_address, _is_block_label, _is_contact, _ITEM_HEADER_HIT, _LEGAL_LONG,
                                            _name_like, _SALUTATION_RE, _SEPARATOR, _TITLE_RE)
 from worker.extract.invoice.layout import _Doc
 from worker.extract.invoice.lines import _digits, _fold, _IL, _letters
@@ -67,15 +67,21 @@ def _footer_issuer(doc: _Doc) -> tuple[str, list[_IL], float] | None:
         if _letters(name) < 3 or re.search(r"\b(?:BANK|BANQUE|SPARKASSE)\b", _fold(name)):
             continue
         # legal details on this line or on the footer rows around it
-        near = [o for o in doc.ls if o.page == l.page and abs(o.cy - l.cy) <= 3.5 * max(l.h, doc.med_h)]
+        near = [o for o in doc.ls if o.page == l.page and abs(o.cy - l.cy) <= 4.5 * max(l.h, doc.med_h)]
+        addressed = False
         if not any(_FOOTER_LEGAL_RE.search(o.text) for o in near):
-            continue
-        key = (not weak, l.page == 0, -l.y0)
+            # "Atlassian Pty Ltd, Level 6, 341 George St, Sydney": a company with a legal form and
+            # its address on one footer line, the way issuers sign their documents
+            rest = l.text[len(name):] if l.text.startswith(name) else ""
+            if weak or not re.match(r"^\.?\s*[,|·•–-]", rest) or not _is_address(_fold(rest)):
+                continue
+            addressed = True
+        key = (not weak and not addressed, not weak, l.page == 0, -l.y0)
         if best is None or key > best[0]:
             best = (key, name, [l])
     if best is None:
         return None
-    return best[1], best[2], 0.75 if best[0][0] else 0.6
+    return best[1], best[2], 0.75 if best[0][0] else 0.7 if best[0][1] else 0.6
 
 
 _NOT_LETTERHEAD_RE = re.compile(r"\b(?:PAGE|SEITE|DATE|DATUM|INVOICE|RECHNUNG|FACTURE|ORIGINAL|COPY|KOPIE|DUPLICATE|PAID|DRAFT)\b")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any, Sequence
 
-from worker.extract.base import Extraction
+from worker.extract.base import Extraction, corroborated
 from worker.extract.invoice.blocks import _Block, _party_blocks
 from worker.extract.invoice.currency import _find_currency
 from worker.extract.invoice.dates import _issue_date, _month_first
@@ -35,8 +35,8 @@ def extract_invoice(lines: Any, default_currency: str | None = None, *, source: 
         return ex
     doc = _Doc(ls)
 
-    def put(name: str, value, used: Sequence[_IL], conf: float) -> None:
-        ex.put(name, value, conf, _ev(used), max_len=_MAX_LEN.get(name, 200), source=source)
+    def put(name: str, value, used: Sequence[_IL], conf: float, notes: list[str] | None = None) -> None:
+        ex.put(name, value, conf, _ev(used), max_len=_MAX_LEN.get(name, 200), source=source, notes=notes)
 
     blocks = _party_blocks(doc)
     number = _invoice_number(doc)
@@ -48,18 +48,34 @@ def extract_invoice(lines: Any, default_currency: str | None = None, *, source: 
     if buyer and (not issuer or _fold(buyer[0]) != _fold(issuer[0])):
         put("buyer_name", *buyer)
     if number:
-        put("invoice_number", *number)
+        put("invoice_number", *number, notes=["label_strong" if number[2] >= 0.9 else "label"])
     currency = _find_currency(doc, default_currency)
     if currency:
-        put("currency", *currency)
+        code, used, conf = currency
+        put("currency", code, used, conf,
+            notes=["default", "guess"] if not used else ["guess"] if conf < 0.7 else ["printed"])
     date = _issue_date(doc, _month_first(doc, currency[0] if currency else None))
     if date:
-        put("transaction_date", *date)
-    totals = _totals(doc)
+        conf = date[2]
+        put("transaction_date", *date, notes=["label_strong" if conf >= 0.9 else "label" if conf >= 0.7
+                                             else "layout" if conf >= 0.5 else "guess"])
+    totals = _totals(doc, currency[0] if currency else None)
+    values = {k: round(float(v[0]), 2) for k, v in totals.items()}
+    adds_up = ("total" in values and "subtotal" in values
+               and abs(values["subtotal"] + values.get("tax", 0.0) - values["total"]) < 0.011
+               and ("tax" in values or values["subtotal"] == values["total"]))
     for key in ("total", "subtotal", "tax"):
         if key in totals:
             value, used, conf = totals[key]
-            put(key, round(float(value), 2), used, conf)
+            notes = []
+            if adds_up:
+                # net + tax = total on the page: each of the three confirms the others
+                notes.append("arithmetic")
+                conf = corroborated(conf, 0.8)
+            if key == "total" and _printed_again(doc, values[key], used):
+                notes.append("repeated")
+                conf = corroborated(conf, 0.3)
+            put(key, values[key], used, conf, notes=notes or ["unconfirmed"])
     totals_y = None
     if "total" in totals or "subtotal" in totals:
         ys = [l.cy for k in ("subtotal", "total") if k in totals for l in totals[k][1]]
@@ -69,10 +85,24 @@ def extract_invoice(lines: Any, default_currency: str | None = None, *, source: 
         listed, used = items
         conf = 0.5
         s = round(sum(i["amount"] for i in listed), 2)
-        if any(k in ex.fields and abs(ex.fields[k] - s) < 0.011 for k in ("subtotal", "total")):
-            conf = 0.85
-        put("items", listed[:_MAX_ITEMS], used, conf)
+        notes = ["unconfirmed"]
+        for k in ("subtotal", "total"):
+            if k in ex.fields and abs(ex.fields[k] - s) < 0.011:
+                conf, notes = 0.85, ["arithmetic"]
+                # the lines add up to it: the amount is confirmed by the items too
+                ex.confidence[k] = round(corroborated(ex.confidence[k], 0.6), 3)
+                ex.notes[k] = [n for n in ex.notes.get(k, []) if n != "unconfirmed"] + ["items_sum"]
+                break
+        put("items", listed[:_MAX_ITEMS], used, conf, notes=notes)
     return ex
+
+
+def _printed_again(doc: _Doc, value: float, used: Sequence[_IL]) -> bool:
+    """Whether an amount is printed on a line other than those it was read from ("$19.00 due
+    April 16" over the totals, the amount due equal to the total)."""
+    ids = {l.idx for l in used}
+    return any(l.idx not in ids and any(abs(a.value - value) < 0.006 for a in doc.amounts(l.text)) for l in doc.ls
+               if abs(value) >= 0.01)
 
 
 _RECEIPT_SIGNS_RE = re.compile(
@@ -83,7 +113,10 @@ _INVOICE_SIGNS_RE = re.compile(
     r"\b(?:DUE\s*DATE|PAYMENT\s*(?:TERMS|DUE)|TERMS|NET\s*\d{1,2}|PAY\s*BY|IBAN|SWIFT|BIC|SORT\s*CODE|BANK\s*(?:DETAILS|TRANSFER|ACCOUNT)|"
     r"ROUTING|REMIT|PURCHASE\s*ORDER|P\.?O\.?\s*(?:NO|NUMBER|#)|FALLIG\w*|ZAHLBAR|ZAHLUNGSZIEL|ZAHLUNGSBEDINGUNGEN|"
     r"BANKVERBINDUNG|USt-?IdNr|ECHEANCE|CONDITIONS\s*DE\s*(?:PAIEMENT|REGLEMENT)|VIREMENT|SIRET|TVA\s*INTRA\w*|"
-    r"LEISTUNGSDATUM|LIEFERDATUM|RECHNUNGSDATUM|DATE\s*DE\s*FACTURE|INVOICE\s*DATE)\b"
+    r"LEISTUNGSDATUM|LIEFERDATUM|RECHNUNGSDATUM|DATE\s*DE\s*FACTURE|INVOICE\s*DATE|DATE\s*(?:ISSUED|OF\s*ISSUE)|"
+    r"FACTUURDATUM|VERVALDATUM|BTW|KVK|BETAALTERMIJN|FECHA\s*DE\s*(?:FACTURA|EMISION|VENCIMIENTO)|VENCIMIENTO|NIF|CIF|"
+    r"DATA\s*(?:DELLA\s*)?FATTURA|SCADENZA|PARTITA\s*IVA|DATA\s*DE\s*(?:EMISSAO|VENCIMENTO)|VENCIMENTO|NIPC|GSTIN)\b"
+    r"|开票日期|发票号码"
 )
 
 

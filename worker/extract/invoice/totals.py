@@ -13,17 +13,20 @@ from worker.extract.receipt.lines import _row_text
 _PAID_RE = re.compile(
     r"AMOUNT\s*PAID|\bPAID\b|PAYMENTS?\s*(?:RECEIVED|MADE)|DEPOSIT|PREPAID|PREPAYMENT|ADVANCE|CREDIT\s*APPLIED|"
     r"ANZAHLUNG|VORAUSZAHLUNG|BEZAHLT|ERHALTEN|ABSCHLAG(?:S)?ZAHLUNG|ACOMPTE|DEJA\s*(?:PAYE|REGLE)|REGLEMENT|"
-    r"CASH|CHANGE|TENDER"
+    r"CASH|CHANGE|TENDER|BETAALD|AANBETALING|VOORUITBETAALD|PAGADO|ANTICIPO|ACCONTO|PAGATO|ADIANTAMENTO|已付"
 )
 _NOT_TOTAL_RE = re.compile(
     r"RABATT|DISCOUNT|REMISE|SKONTO|ZUSCHLAG|ABSCHLAG|ALLOWANCE|CHARGES?\b|SHIPPING|FREIGHT|FRACHT|VERSAND|PORT\b|"
     r"QTY|QUANTITY|MENGE|QUANTITE|ITEMS?\b|STUCK|PIECES|WEIGHT|GEWICHT|UNITS?\b|HOURS|STUNDEN|PREIS\b|PRICE|PRIX|"
-    r"POINTS|SAVINGS|EINZEL|UNIT"
+    r"POINTS|SAVINGS|EINZEL|UNIT|AANTAL|PRIJS|KORTING|VERZEND|CANTIDAD|PRECIO|DESCUENTO|PORTES|QUANTITA|PREZZO|SCONTO|"
+    r"QUANTIDADE|PRECO|DESCONTO|数量|单价"
 )
 _DUE_RE = re.compile(
     r"AMOUNT\s*DUE|BALANCE\s*DUE|TOTAL\s*DUE|AMOUNT\s*PAYABLE|TOTAL\s*PAYABLE|PAYABLE\s*AMOUNT|PLEASE\s*PAY|BALANCE\b|DUE\s*NOW|"
     r"ZAHLBETRAG|ZU\s*ZAHLEN(?:DER\s*BETRAG)?|OFFENER\s*BETRAG|RESTBETRAG|FALLIGER\s*BETRAG|"
-    r"NET\s*A\s*PAYER|RESTE\s*A\s*PAYER|SOLDE(?:\s*(?:A\s*PAYER|DU))?|MONTANT\s*(?:A\s*PAYER|DU)\b|TOTAL\s*A\s*PAYER"
+    r"NET\s*A\s*PAYER|RESTE\s*A\s*PAYER|SOLDE(?:\s*(?:A\s*PAYER|DU))?|MONTANT\s*(?:A\s*PAYER|DU)\b|TOTAL\s*A\s*PAYER|"
+    r"TE\s*BETALEN|OPENSTAAND\s*BEDRAG|(?:TOTAL|IMPORTE|VALOR)\s*A\s*PAGAR|(?:TOTALE|NETTO|IMPORTO)\s*DA\s*PAGARE|"
+    r"应付金额"
 )
 _NET_STRONG_RE = re.compile(
     r"TOTAL\s*(?:NET|HT|H\.T\.|EXCL\w*|EXCLUDING|BEFORE\s*TAX|EX\.?\s*(?:VAT|TAX|GST)|W/?O\s*(?:VAT|TAX)|WITHOUT)|"
@@ -32,30 +35,40 @@ _NET_STRONG_RE = re.compile(
     r"NETTO\s*-?\s*(?:BETRAG|SUMME|GESAMT|RECHNUNGSBETRAG|WERT)|(?:GESAMT|SUMME|RECHNUNGSSUMME|BETRAG|WARENWERT)\s*\(?\s*NETTO|"
     r"(?:SUMME|RECHNUNGSSUMME|BETRAG|GESAMTBETRAG|ZWISCHENSUMME)\s*OHNE\s*(?:UST|MWST|MEHRWERTSTEUER|STEUER)|"
     r"OHNE\s*(?:UST|MWST)|EXKL\w*\s*(?:UST|MWST)|"
-    r"(?:TOTAL|MONTANT|SOUS[-\s]*TOTAL)\s*(?:HT|H\.T\.|HORS\s*TAXES?)|\bHT\b|HORS\s*TAXES?"
+    r"(?:TOTAL|MONTANT|SOUS[-\s]*TOTAL)\s*(?:HT|H\.T\.|HORS\s*TAXES?)|\bHT\b|HORS\s*TAXES?|"
+    r"(?:TOTAAL|BEDRAG|SUBTOTAAL)\s*(?:EXCL\.?|EXCLUSIEF|ZONDER)\s*BTW|EXCL\.?\s*BTW|"
+    r"BASE\s*IMPONIBLE|(?:TOTALE\s*)?IMPONIBILE|BASE\s*TRIBUTAVEL|(?:TOTAL|IMPORTE|VALOR)\s*(?:SIN|SEM)\s*IVA|"
+    r"TOTALE\s*(?:NETTO|MERCE)|金额合计|合计金额"
 )
 _NET_WEAK_RE = re.compile(r"SUB\s*-?\s*TOTAL|SOUS[-\s]*TOTAL|ZWISCHENSUMME|POSITIONSSUMME|WARENWERT|SUMME\s*POSITIONEN|"
-                          r"NETTOBETRAG|NETTOSUMME|\bNETTO\b|\bNET\b")
+                          r"NETTOBETRAG|NETTOSUMME|\bNETTO\b|\bNET\b|SUBTOTAAL|SUBTOTALE|NETTOBEDRAG")
 _GROSS_STRONG_RE = re.compile(
     r"GRAND\s*TOTAL|INVOICE\s*TOTAL|TOTAL\s*(?:AMOUNT|INVOICE|SUM)|TOTAL\s*\(?\s*(?:INCL|INC\.|INCLUDING|WITH)|"
     r"(?:AMOUNT|SUM)\s*\(?\s*(?:INCL|INC\.|INCLUDING)|TOTAL\s*\(?(?:USD|EUR|GBP|CHF|CAD|AUD)\)?\s*$|"
     r"GESAMTBETRAG|GESAMTSUMME|GESAMTPREIS|ENDBETRAG|ENDSUMME|RECHNUNGSBETRAG|RECHNUNGSSUMME|RECHNUNGSBEITRAG|"
     r"BRUTTO\s*-?\s*(?:BETRAG|SUMME|GESAMT|RECHNUNGSBETRAG|WERT)|(?:GESAMT|SUMME|BETRAG)\s*\(?\s*BRUTTO|\bBRUTTO\b|"
     r"INKL\w*\.?\s*(?:UST|MWST)|"
-    r"TOTAL\s*(?:TTC|T\.T\.C\.?|TOUTES\s*TAXES)|MONTANT\s*(?:TTC|TOTAL)|\bTTC\b|TOTAL\s*(?:GENERAL|FACTURE)"
+    r"TOTAL\s*(?:TTC|T\.T\.C\.?|TOUTES\s*TAXES)|MONTANT\s*(?:TTC|TOTAL)|\bTTC\b|TOTAL\s*(?:GENERAL|FACTURE)|"
+    r"(?:TOTAAL|BEDRAG)\s*(?:INCL\.?|INCLUSIEF)\s*BTW|TOTAALBEDRAG|FACTUURBEDRAG|TOTAAL\s*FACTUUR|"
+    r"TOTAL\s*(?:FACTURA|CON\s*IVA|IVA\s*INCLUIDO|GERAL|DA\s*FATURA|COM\s*IVA)|IMPORTE\s*TOTAL|"
+    r"TOTALE\s*(?:FATTURA|DOCUMENTO|GENERALE|IVA\s*INCLUSA|COMPLESSIVO)|IMPORTO\s*TOTALE|VALOR\s*TOTAL|"
+    r"价税合计"
 )
-_GROSS_WEAK_RE = re.compile(r"\bTOTAL\b|\bTOTAL\s*:|SUMME\b|\bGESAMT\b|GESAMTBEITRAG|\bMONTANT\b|\bAMOUNT\b")
+_GROSS_WEAK_RE = re.compile(r"\bTOTAL\b|\bTOTAL\s*:|SUMME\b|\bGESAMT\b|GESAMTBEITRAG|\bMONTANT\b|\bAMOUNT\b|"
+                            r"\bTOTAAL\b|\bTOTALE\b|\bIMPORTE\b|\bIMPORTO\b|\bBEDRAG\b|合计")
 _TAX_STRONG_RE = re.compile(
     r"TOTAL\s*(?:VAT|TAX(?:ES)?|GST|MWST|UST|TVA)|(?:VAT|TAX|GST|TVA)\s*(?:TOTAL|AMOUNT)|STEUERBETRAG|"
     r"(?:MWST|UST|MEHRWERTSTEUER|UMSATZSTEUER)\s*-?\s*(?:BETRAG|SUMME|GESAMT)|SUMME\s*(?:MWST|UST)|MONTANT\s*(?:DE\s*LA\s*)?TVA|"
-    r"TOTAL\s*TVA"
+    r"TOTAL\s*TVA|(?:TOTAAL|BEDRAG)\s*BTW|BTW\s*-?\s*(?:BEDRAG|TOTAAL)|(?:TOTAL|IMPORTE|CUOTA|VALOR)\s*(?:DE\s*|DO\s*)?IVA|"
+    r"(?:TOTALE|IMPORTO)\s*IVA|IVA\s*TOTAL|IMPOSTA|税额|税额合计"
 )
 _TAX_RE = re.compile(
-    r"\b(?:VAT|TAX|TAXES|SALES\s*TAX|GST|HST|PST|QST|MWST|UST|TVA|IVA)\b|MEHRWERTSTEUER|UMSATZSTEUER|VERSICHERUNGS?STEUER|"
-    r"STEUER\b|\bZZGL"
+    r"\b(?:VAT|TAX|TAXES|SALES\s*TAX|GST|HST|PST|QST|MWST|UST|TVA|IVA|BTW|IGIC|CGST|SGST|IGST)\b|MEHRWERTSTEUER|"
+    r"UMSATZSTEUER|VERSICHERUNGS?STEUER|STEUER\b|\bZZGL|\bIMPUESTO|税"
 )
 _NOT_TAX_RE = re.compile(
-    r"(?:VAT|TAX|UST|TVA|MWST|GST|STEUER)\s*[-.]*\s*(?:NO|NR|NUMBER|NUMMER|ID|REG|IDENT|CODE|RATE|SATZ|%|CATEGORY|KATEGORIE|EXEMPT|BEFREIT)|"
+    r"(?:VAT|TAX|UST|TVA|MWST|GST|STEUER|BTW|IVA)\s*[-.]*\s*(?:NO|NR|NUMBER|NUMMER|ID|REG|IDENT|CODE|RATE|SATZ|%|CATEGORY|KATEGORIE|EXEMPT|BEFREIT|"
+    r"N°|NUM)|P\.?\s*IVA|PARTITA\s*IVA|GSTIN|税号|"
     r"RABATT|DISCOUNT|REMISE|BASISBETRAG|"
     r"UST-?ID|UST\.?-?ID|STEUERNUMMER|STEUER-?NR|TAX\s*INVOICE|N°\s*TVA|TVA\s*(?:INTRA|CLIENT)|SIRET|EXCL|OHNE|EXEMPT|"
     r"STEUERSATZ|TAX\s*RATE|REVERSE|INCL|INKL|ENTHALT|DONT|INCLUDED|\bNO\s+(?:VAT|TAX)|NON[-\s]?TAXABLE|TAX[-\s]?FREE|"
@@ -100,13 +113,28 @@ def _classify(fold: str) -> tuple[str, int] | None:
     return None
 
 
-def _label_amount(doc: _Doc, l: _IL, end: int) -> tuple[_Amt, list[_IL]] | None:
+def _column_currency(doc: _Doc, box: _IL) -> str | None:
+    """The currency code printed at the head of a value's column ("USD" over one column of
+    amounts, "EUR" over the next), if any."""
+    best = None
+    for o in doc.ls:
+        if o.y1 > box.y0 or o.page != box.page or min(o.x1, box.x1) - max(o.x0, box.x0) <= 0:
+            continue
+        if re.fullmatch(r"\(?[A-Z]{3}\)?", o.fold.strip()) and (best is None or o.y1 > best.y1):
+            best = o
+    return best.fold.strip("() ") if best is not None else None
+
+
+def _label_amount(doc: _Doc, l: _IL, end: int, currency: str | None = None) -> tuple[_Amt, list[_IL]] | None:
     """The amount of a totals label: after the label in its own text, else the right-most amount
-    on its row before the next text label to the right."""
+    on its row before the next text label to the right; where the row gives the amount in
+    several currencies (a column per currency, its code at the column's head), the one in the
+    document's currency."""
     own = [a for a in doc.amounts(l.text) if a.start >= end - 2]
     if own:
         return own[-1], [l]
     got = None
+    columns = []
     for o in doc.right_of(l):
         found = doc.amounts(o.text)
         rest = re.sub(r"€|\$|£|\b(?:EUR|USD|GBP|CHF|CAD|AUD|IN|TTC|HT)\b", "", o.fold)
@@ -117,10 +145,15 @@ def _label_amount(doc: _Doc, l: _IL, end: int) -> tuple[_Amt, list[_IL]] | None:
         if _letters(rest) >= 4 and not _TAX_RE.search(o.fold):
             break
         got = (found[-1], [l, o])
+        columns.append((found[-1], o))
+    if currency and len(columns) > 1:
+        mine = [(a, o) for a, o in columns if _column_currency(doc, o) == currency]
+        if len(mine) == 1:
+            return mine[0][0], [l, mine[0][1]]
     return got
 
 
-def _money(doc: _Doc) -> list[_Money]:
+def _money(doc: _Doc, currency: str | None = None) -> list[_Money]:
     out: list[_Money] = []
     for l in doc.by_y:
         f = l.fold
@@ -128,7 +161,7 @@ def _money(doc: _Doc) -> list[_Money]:
         if c is None:
             continue
         kind, end = c
-        got = _label_amount(doc, l, end)
+        got = _label_amount(doc, l, end, currency)
         if got is None:
             continue
         amt, used = got
@@ -162,8 +195,8 @@ def _table_totals(doc: _Doc) -> tuple[float, float, float, list[_IL]] | None:
     return best
 
 
-def _totals(doc: _Doc) -> dict[str, tuple[float, list[_IL], float]]:
-    money = _money(doc)
+def _totals(doc: _Doc, currency: str | None = None) -> dict[str, tuple[float, list[_IL], float]]:
+    money = _money(doc, currency)
     out: dict[str, tuple[float, list[_IL], float]] = {}
 
     def pick(kinds: tuple[str, ...]) -> list[_Money]:
