@@ -366,6 +366,42 @@ def analyze(files: tuple[Path, ...], rule: str, as_json: bool, analyzer: str, mo
     sys.exit(0 if all(r["status"] == "succeeded" for r in results) else 1)
 
 
+@main.command()
+@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--rule", required=True, help="Policy name from rules/ (its claim_checks decide the claim).")
+@click.option("--employee", required=True, help="Who claims.")
+@click.option("--purpose", default=None, help="What the expenses were for.")
+@click.option("--trip-start", default=None, help="First day of the trip, YYYY-MM-DD.")
+@click.option("--trip-end", default=None, help="Last day of the trip, YYYY-MM-DD.")
+@click.option("--destination", default=None, help="The trip's destination city.")
+@click.option("--origin", default=None, help="Where the trip started.")
+@click.option("--cost-center", default=None)
+@click.option("--claimed-amount", default=None, help="The amount claimed, in the policy's currency.")
+@click.option("--json", "as_json", is_flag=True, help="The claim as GET /v1/claims/{id} shows it.")
+@click.option("--analyzer", default="ocr", show_default=True)
+@click.option("--workers", default=None, type=int, help="Worker concurrency for the embedded run.")
+@click.option("--timeout", default=600.0, show_default=True, help="Seconds to wait for the claim's decision.")
+def claim(files: tuple[Path, ...], rule: str, employee: str, purpose: str | None, trip_start: str | None,
+          trip_end: str | None, destination: str | None, origin: str | None, cost_center: str | None,
+          claimed_amount: str | None, as_json: bool, analyzer: str, workers: int | None, timeout: float) -> None:
+    """Submit FILES as one expense claim, follow it, and print the claim's decision with its
+    reasons, totals and documents (exit status 0 when it is approved)."""
+    from docket.claim_cli import human, run
+    from docket.errors import DocketError
+
+    trip = {k: v for k, v in (("start", trip_start), ("end", trip_end), ("destination", destination),
+                              ("origin", origin)) if v}
+    header = {"employee": employee, "purpose": purpose, "trip": trip or None, "cost_center": cost_center,
+              "claimed_amount": claimed_amount}
+    try:
+        body, rejected = run(list(files), rule=rule, header=header, analyzer=analyzer,
+                             workers=workers or min(len(files), os.cpu_count() or 1), timeout=timeout)
+    except DocketError as exc:
+        raise click.UsageError(exc.detail) from None
+    click.echo(json.dumps({**body, "rejected": rejected}, ensure_ascii=False) if as_json else human(body, rejected))
+    sys.exit(0 if body["status"] == "decided" and body["decision"] == "approve" else 1)
+
+
 def _load_model(settings: Settings, pool: str) -> None:
     """A GPU worker loads its model before taking jobs, or does not start."""
     from worker.vlm.loading import ModelUnavailable, check_folder

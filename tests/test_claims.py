@@ -304,3 +304,27 @@ def test_claim_checks_are_checked_when_the_policy_loads():
     loose = source.replace("  - id: meals_over_daily_cap\n", "  - id: meals_over_daily_cap\n    for_each: document\n")
     with pytest.raises(RuleError, match="'jobs' is for claim-wide checks"):
         load_rule_source(loose, name="expense_policy")
+
+
+def test_docket_claim_cli(tmp_path):
+    """`docket claim` submits, follows the claim's events and prints the API's object (--json)."""
+    import subprocess
+
+    from tests.conftest import DOCKET, ROOT, base_env
+
+    out = subprocess.run([DOCKET, "claim", str(HOTEL), "--rule", "expense_policy", "--employee", "Li Lei",
+                          "--trip-start", "2025-04-01", "--trip-end", "2025-04-02", "--destination", "Ipoh",
+                          "--claimed-amount", "50", "--json"], env=base_env(tmp_path / "data"), cwd=ROOT,
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 1, out.stderr[-2000:]  # not approved
+    body = json.loads(out.stdout)
+    assert body["status"] == "decided" and body["claim"]["employee"] == "Li Lei" and body["rejected"] == []
+    assert body["claim"]["trip"] == {"start": "2025-04-01", "end": "2025-04-02", "destination": "Ipoh",
+                                     "origin": None}
+    checks = {r["check"]: r["job_ids"] for r in body["reasons"]}
+    assert checks["lodging_over_city_cap"] == body["job_ids"] and checks["claimed_total_mismatch"] == body["job_ids"]
+    assert "outside_trip_dates" not in checks and body["totals"]["by_category"].keys() == {"lodging"}
+    bad = subprocess.run([DOCKET, "claim", str(HOTEL), "--rule", "expense_policy", "--employee", "Li Lei",
+                          "--trip-start", "2025-04-03", "--trip-end", "2025-04-01"], env=base_env(tmp_path / "data"),
+                         cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and "before its 'start'" in bad.stderr
