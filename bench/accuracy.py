@@ -1,7 +1,7 @@
 """Field-extraction accuracy on the development sets, scored as the project's owners score it.
 
     .venv/bin/python bench/accuracy.py [--data ../shared/data] [--limit N] [--jobs 2] [--json]
-                                       [--only receipts|contracts|fapiao-images|fapiao-originals|zugferd|tickets]
+                                       [--only receipts|contracts|fapiao-images|fapiao-originals|zugferd|tickets|invoices]
 
 Expense documents go exactly the way the CPU analyzer reads them
 (`worker.extract.expense.read_expense`: the file's own data first, then the page — text layer
@@ -10,7 +10,11 @@ or OCR — by document kind), in a pool of --jobs processes:
 - `cn-fapiao-dev` Chinese VAT invoices twice: from the page images (PNG: OCR + QR code) and
   from the originals (PDF text layer / OFD data), reported per format too;
 - `zugferd-dev` ZUGFeRD/Factur-X PDFs (their embedded XML);
-- `cn-train-tickets-dev` railway ticket photos (two only: a smoke test, not a figure).
+- `cn-train-tickets-dev` railway ticket photos (two only: a smoke test, not a figure);
+- `invoices-dev` PDF invoices read from the page (their XML removed; default currency MYR, as
+  expense_policy's worker passes it), scored only where `visible` says the page shows the value,
+  names loosely (case, spaces, punctuation ignored; containment counts). bench/invoices.py
+  splits it by kind of issuer and bench/invoices_cv.py by issuer.
 Contracts (`contracts-dev`): the text layer of every page (pypdfium2) goes to
 `worker.extract.contract.extract_contract`. Scoring follows `../shared/data/README.md` (see
 bench/scoring.py). Prints a table per dataset with per-field accuracy and the mean; --json
@@ -37,6 +41,7 @@ if str(ROOT) not in sys.path:
 
 from bench.scoring import (  # noqa: E402
     FAPIAO_FIELDS,
+    INVOICES_FIELDS,
     KLEISTER_FIELDS,
     SROIE_FIELDS,
     TICKET_FIELDS,
@@ -53,6 +58,7 @@ CONTRACTS = "contracts-dev"
 FAPIAO = "cn-fapiao-dev"
 ZUGFERD = "zugferd-dev"
 TICKETS = "cn-train-tickets-dev"
+INVOICES = "invoices-dev"
 MIME = {".pdf": "application/pdf", ".ofd": "application/ofd", ".xml": "application/xml", ".png": "image/png",
         ".jpg": "image/jpeg", ".jpeg": "image/jpeg"}
 
@@ -194,6 +200,26 @@ def measure_expense_set(dataset: str, spec: dict, *, data=None, limit: int | Non
     return _summary(name or dataset, folder, documents, per_doc, spec, started, jobs=jobs, by_format=formats)
 
 
+def measure_invoices(data=None, limit: int | None = None, jobs: int = 2, default_currency: str = "MYR") -> dict[str, Any]:
+    """invoices-dev read as the analyzer reads it, scored where the page shows the value."""
+    folder = resolve_data(data) / INVOICES
+    if not folder.is_dir():
+        raise DataMissing(f"{folder} not found")
+    records = read_labels(folder, limit)
+    started = time.perf_counter()
+    results = read_all([str(folder / rec["file"]) for rec in records], jobs, default_currency)
+    per_doc, documents = [], []
+    for rec, (path, fields, seconds, error) in zip(records, results):
+        visible = rec.get("visible") or {}
+        labels = {k: v for k, v in rec["fields"].items() if visible.get(k, True)}
+        scores = score_fields(INVOICES_FIELDS, labels, fields)
+        per_doc.append(scores)
+        documents.append({"file": rec["file"], "read_s": round(seconds, 3), "error": error, "correct": scores,
+                          "label": {k: labels.get(k) for k in INVOICES_FIELDS},
+                          "predicted": {k: _get(fields, p) for k, (p, _) in INVOICES_FIELDS.items()}})
+    return _summary(INVOICES, folder, documents, per_doc, INVOICES_FIELDS, started, jobs=jobs)
+
+
 def _get(fields: dict, path: str):
     from bench.scoring import field_value
 
@@ -300,7 +326,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data", default=DEFAULT_DATA, help="shared data folder (default ../shared/data, from the project root)")
     ap.add_argument("--limit", type=int, default=None, help="only the first N documents of each set")
     ap.add_argument("--jobs", type=int, default=2, help="OCR worker processes (default 2)")
-    ap.add_argument("--only", choices=["receipts", "contracts", "fapiao-images", "fapiao-originals", "zugferd", "tickets"],
+    ap.add_argument("--only", choices=["receipts", "contracts", "fapiao-images", "fapiao-originals", "zugferd", "tickets",
+                                       "invoices"],
                     default=None, help="measure one set only")
     ap.add_argument("--failures", action="store_true", help="list every wrong field")
     ap.add_argument("--json", action="store_true", help="print a machine-readable summary")
@@ -329,6 +356,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.only in (None, "tickets"):
         results.append(measure_expense_set(TICKETS, TICKET_FIELDS, data=args.data, limit=args.limit, jobs=args.jobs,
                                            implied=cny))
+    if args.only in (None, "invoices"):
+        results.append(measure_invoices(args.data, args.limit, args.jobs))
 
     if args.json:
         summary = {
