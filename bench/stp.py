@@ -15,7 +15,11 @@ the purchase, so the claim window is the policy's and not the data set's age).
 - automatic: the decision is `approve` or `reject` (no person looks at it);
 - silent error: an automatic decision where a field that a check reads (any `fields.<name>` in a
   check, or a field named in `certainty`) is present and differs from the label (scored as
-  bench/scoring.py scores it; a field the label lacks cannot be judged and counts as right).
+  bench/scoring.py scores it; a field the label lacks cannot be judged and counts as right);
+- decision error: a silent error whose decision would have been another had the misread fields
+  been read right (the labels put in their place): the misreads that cost something. A receipt
+  whose merchant name lost one letter to OCR is a silent error, and only a decision error when
+  the letter decided the meal check.
 
 `--cache DIR` keeps each document's reading as JSON (keyed by the file's hash), so a second run
 costs seconds instead of OCR; delete it after changing an extractor. The PNG is drawn with
@@ -42,7 +46,7 @@ if str(ROOT) not in sys.path:
 
 from bench.accuracy import MIME, DataMissing, _init_ocr_worker, read_labels, resolve_data  # noqa: E402
 from bench.scoring import (FAPIAO_FIELDS, SROIE_FIELDS, TICKET_FIELDS, ZUGFERD_FIELDS, _iso, _same,  # noqa: E402
-                           field_value, parse_date_dayfirst, sroie_field_correct)
+                           field_value, parse_date_dayfirst, parse_decimal, sroie_field_correct)
 
 #: One threshold for every field the policy names, from "off" to "only exact values".
 CURVE = (0.0, 0.5, 0.7, 0.8, 0.85, 0.9, 0.93, 0.95, 0.97, 0.98, 0.99, 1.0)
@@ -139,6 +143,33 @@ def wrong_fields(dev: DevSet, record: dict, fields: dict) -> set[str]:
     return out
 
 
+def with_labels(dev: DevSet, record: dict, fields: dict, wrong: set[str]) -> dict:
+    """`fields` with each misread field (top-level name in `wrong`) replaced by its label, in the
+    form the reader gives it (ISO dates, numbers): what the policy would have seen from a perfect
+    reading of those fields."""
+    labels = {**dev.implied, **record["fields"]}
+    out = json.loads(json.dumps(fields, default=str))
+    for name, (path, kind) in dev.spec.items():
+        top = path.split(".")[0]
+        label = labels.get(name)
+        if top not in wrong or label in (None, ""):
+            continue
+        if path == "transaction_date" or kind == "date":
+            day = _iso(label) or parse_date_dayfirst(label)
+            value: Any = day.isoformat() if day else label
+        elif kind == "money" or path in ("total", "subtotal", "tax"):
+            money = parse_decimal(label)
+            value = float(money) if money is not None else label
+        else:
+            value = label
+        *parents, leaf = path.split(".")
+        node = out
+        for part in parents:
+            node = node.setdefault(part, {}) if isinstance(node.get(part, {}), dict) else {}
+        node[leaf] = value
+    return out
+
+
 def label_date(dev: DevSet, record: dict) -> _dt.date | None:
     for name, (path, _) in dev.spec.items():
         if path == "transaction_date" and record["fields"].get(name):
@@ -155,21 +186,27 @@ def fields_read(rule) -> set[str]:
 
 # --- deciding ----------------------------------------------------------------------------------------
 
-def decide(rule, reading: dict, now: _dt.datetime):
-    from docket import fx, invoice_facts
+def decide(rule, reading: dict, now: _dt.datetime, *, calibrated: bool = False):
+    """The worker's decision for one reading: its raw scores mapped by the shipped calibration
+    (docket/calibration.py, as worker/analyzers/ocr.py does) unless `calibrated` already."""
+    from docket import calibration, fx, invoice_facts
     from docket.rules import evaluate
 
     fields = reading["fields"]
+    confidence = reading["confidence"] if calibrated else calibration.calibrate(fields, reading["confidence"],
+                                                                                 reading["sources"])
     document = {"text": "", "pages": reading["pages"], "mime_type": reading["mime_type"], "filename": "",
                 **invoice_facts.facts(None, None, fields, reading.get("qr"), with_history=False),
                 # caps in the policy's currency, as the worker converts (the shipped ECB history)
                 **fx.facts(fx.Rates(None, None), rule, fields)}
     sources = {k: reading["sources"].get(k, "ocr") for k in fields}
-    return evaluate(rule, fields, document, now=now, confidence=reading["confidence"],
+    return evaluate(rule, fields, document, now=now, confidence=confidence,
                     evidence=reading["evidence"], sources=sources)
 
 
 def measure(dev: DevSet, rule, data, *, limit: int | None, jobs: int, cache: str | None) -> dict[str, Any]:
+    from docket import calibration
+
     folder = resolve_data(data) / dev.folder
     if not folder.is_dir():
         raise DataMissing(f"{folder} not found")
@@ -182,6 +219,7 @@ def measure(dev: DevSet, rule, data, *, limit: int | None, jobs: int, cache: str
     thresholds = {"policy": rule.certainty, **{f"{t:g}": {f: t for f in rule.certainty} for t in CURVE}}
     rules = {k: dataclasses.replace(rule, certainty=c) for k, c in thresholds.items()}
     tally = {k: {"automatic": 0, "silent_errors": 0} for k in thresholds}
+    decision_errors = 0
     per_field: dict[str, int] = {}
     to_review: dict[str, int] = {}
     documents = []
@@ -191,7 +229,8 @@ def measure(dev: DevSet, rule, data, *, limit: int | None, jobs: int, cache: str
         wrong = wrong_fields(dev, record, reading["fields"]) & read
         row = {"file": Path(record.get("original_file", record["file"]) if dev.originals else record["file"]).name,
                "wrong": sorted(wrong), "error": reading.get("error"),
-               "confidence": {f: reading["confidence"].get(f) for f in rule.certainty},
+               "confidence": {f: calibration.calibrate(reading["fields"], reading["confidence"],
+                                                       reading["sources"]).get(f) for f in rule.certainty},
                "sources": {f: reading["sources"].get(f) for f in rule.certainty}}
         for key, variant in rules.items():
             verdict = decide(variant, reading, now)
@@ -207,6 +246,10 @@ def measure(dev: DevSet, rule, data, *, limit: int | None, jobs: int, cache: str
                 if automatic:
                     for name in wrong:
                         per_field[name] = per_field.get(name, 0) + 1
+                    if wrong:  # would a perfect reading of those fields have been decided otherwise?
+                        fixed = decide(variant, {**reading, "fields": with_labels(dev, record, reading["fields"], wrong)}, now)
+                        row["decision_if_read_right"] = fixed.decision
+                        decision_errors += fixed.decision != decision
         documents.append(row)
     n = len(records)
 
@@ -215,7 +258,10 @@ def measure(dev: DevSet, rule, data, *, limit: int | None, jobs: int, cache: str
                 "silent_error_rate": round(t["silent_errors"] / t["automatic"], 4) if t["automatic"] else 0.0,
                 **t}
 
-    return {"dataset": dev.name, "kind": dev.kind, "documents": n, "policy": rates(tally["policy"]),
+    policy = rates(tally["policy"])
+    policy["decision_errors"] = decision_errors
+    policy["decision_error_rate"] = round(decision_errors / policy["automatic"], 4) if policy["automatic"] else 0.0
+    return {"dataset": dev.name, "kind": dev.kind, "documents": n, "policy": policy,
             "silent_errors_by_field": per_field, "review_reasons": dict(sorted(to_review.items(), key=lambda kv: -kv[1])),
             "curve": [{"threshold": t, **rates(tally[f"{t:g}"])} for t in CURVE],
             "seconds": round(time.perf_counter() - started, 2), "per_document": documents}
@@ -230,12 +276,15 @@ def _pct(v: float | None) -> str:
 def print_tables(results: list[dict], rule, out=sys.stdout) -> None:
     shown = ", ".join(f"{k} >= {v:g}" for k, v in rule.certainty.items()) or "none"
     print(f"policy {rule.name} certainty: {shown}", file=out)
-    print(f"\n{'dataset':<36}{'docs':>5}{'automation':>12}{'silent err':>12}  wrong fields (automatic)", file=out)
+    print(f"\n{'dataset':<36}{'docs':>5}{'automation':>12}{'silent err':>12}{'decision err':>14}"
+          "  wrong fields (automatic)", file=out)
     for r in results:
         p = r["policy"]
         wrong = ", ".join(f"{k} {v}" for k, v in sorted(r["silent_errors_by_field"].items())) or "-"
         print(f"{r['dataset']:<36}{r['documents']:>5}{_pct(p['automation_rate']):>12}"
-              f"{_pct(p['silent_error_rate']):>12}  {wrong}", file=out)
+              f"{_pct(p['silent_error_rate']):>12}{_pct(p['decision_error_rate']):>14}  {wrong}", file=out)
+    print("silent err: automatic decisions resting on a misread field that a check reads; decision err: those "
+          "whose decision a right reading of the misread fields would have changed", file=out)
     print("\nwhy the others went to a person (jobs per check, at the policy's thresholds):", file=out)
     for r in results:
         print(f"  {r['dataset']}: " + (", ".join(f"{k} {v}" for k, v in r["review_reasons"].items()) or "-"), file=out)

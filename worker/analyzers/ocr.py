@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+from docket import calibration
 from docket.pages import PreparedDocument, stacked_lines
 from docket.rules import Rule
 from worker import ocr
@@ -69,7 +70,8 @@ class OcrAnalyzer:
                                                                                               self.model)
         return Analysis(
             fields=extraction.fields,
-            confidence=extraction.confidence,
+            # the readers' scores as the chance each value is right (measured on the dev sets)
+            confidence=calibration.calibrate(extraction.fields, extraction.confidence, extraction.sources),
             evidence={k: [list(b) for b in v] for k, v in extraction.evidence.items()},
             sources=extraction.sources,
             text=reading.text,
