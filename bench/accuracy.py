@@ -205,7 +205,10 @@ def measure_invoices(data=None, limit: int | None = None, jobs: int = 2, default
     folder = resolve_data(data) / INVOICES
     if not folder.is_dir():
         raise DataMissing(f"{folder} not found")
-    records = read_labels(folder, limit)
+    # a document whose page shows none of the scored values (a scan without a text layer whose
+    # labels were made from elsewhere) scores nothing: it is not read
+    records = [rec for rec in read_labels(folder, limit)
+               if any((rec.get("visible") or {}).get(k, True) for k in INVOICES_FIELDS if k in rec["fields"])]
     started = time.perf_counter()
     results = read_all([str(folder / rec["file"]) for rec in records], jobs, default_currency)
     per_doc, documents = [], []

@@ -712,11 +712,29 @@ def test_zugferd_dev_page_read_accuracy():
     accuracy = {k: sum(v) / len(v) for k, v in hits.items()}
     # measured: seller 0.80 (the three "Au bon moulin" invoices print "Au bon moulin SARL"), date 1.0,
     # total 0.93 (a credit note whose page shows negative amounts, its XML positive), currency 1.0
-    assert accuracy["seller_name"] >= 0.7, accuracy
-    assert accuracy["issue_date"] >= 0.9, accuracy
-    assert accuracy["grand_total"] >= 0.85, accuracy
+    assert accuracy["seller_name"] >= 0.8, accuracy
+    assert accuracy["issue_date"] >= 0.95, accuracy
+    assert accuracy["grand_total"] >= 0.9, accuracy
     assert accuracy["currency"] >= 0.95, accuracy
-    assert sum(accuracy.values()) / 4 >= 0.85, accuracy
+    assert sum(accuracy.values()) / 4 >= 0.9, accuracy
+
+
+def test_invoices_dev_read_from_the_page():
+    """invoices-dev (15 real issuers, 20 e-invoice specimens without their XML) read exactly as the
+    CPU analyzer reads it, default currency MYR as expense_policy's worker passes it, scored where
+    the page shows the value (bench/accuracy.py --only invoices). Before issue 22: seller 0.74,
+    date 0.26, total 0.77, currency 0.94, number 0.30, buyer 0.85."""
+    from bench import accuracy
+
+    folder = dev_set("invoices-dev")
+    result = accuracy.measure_invoices(folder.parent, jobs=2)
+    assert result["errors"] == 0, [d for d in result["per_document"] if d["error"]]
+    misses = [f"{d['file']} {k}: label={d['label'][k]!r} got={d['predicted'][k]!r}"
+              for d in result["per_document"] for k, ok in d["correct"].items() if not ok]
+    floors = {"seller_name": 0.9, "issue_date": 0.9, "total": 0.97, "currency": 0.97, "invoice_number": 0.85,
+              "buyer_name": 0.8}  # measured: 0.94, 0.94, 1.00, 1.00, 0.90, 0.85
+    for name, floor in floors.items():
+        assert result["fields"][name] >= floor, (name, result["fields"], misses)
 
 
 # --------------------------------------------------------------------------------------------
