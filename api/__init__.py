@@ -76,6 +76,7 @@ def create_app(settings: Settings | None = None, broker_url: str | None = None) 
     app.register_blueprint(privacy.bp)  # DELETE /v1/jobs/{id}, GET /v1/jobs/{id}/redacted/{n}
     from api import dashboard
     from api.dashboard import policies as dashboard_policies
+    from api.dashboard import claims as dashboard_claims  # noqa: F401  (its routes join dashboard.bp)
     from api.dashboard import session as dashboard_session
 
     dashboard_session.configure(app, settings)
