@@ -269,10 +269,12 @@ class Rates:
 # --- a document's facts -------------------------------------------------------------------------------
 
 def policy_currency(rule) -> str | None:
-    """The currency a policy's money thresholds are in: params.cap_currency, else default_currency."""
-    cap = (rule.params or {}).get("cap_currency")
-    if isinstance(cap, str) and _CODE.match(cap):
-        return cap
+    """The currency a policy's money thresholds are in: params.cap_currency (expense policies) or
+    params.value_currency (contract policies), else default_currency."""
+    for key in ("cap_currency", "value_currency"):
+        cap = (rule.params or {}).get(key)
+        if isinstance(cap, str) and _CODE.match(cap):
+            return cap
     return rule.default_currency
 
 
@@ -306,10 +308,46 @@ def conversion(rates: Rates, rule, fields: dict[str, Any]) -> Conversion | None:
     return convert(rates, total, currency, target, on)
 
 
+#: At most this many of a contract's amounts are converted (the schema allows 50).
+MAX_AMOUNTS = 50
+
+
+def amounts(rates: Rates, rule, fields: dict[str, Any], today: date | None = None) -> dict[str, Any]:
+    """A contract's `amounts` ([{value, currency}]) in the policy's currency, at the contract's
+    effective date (else today): `document.amount_values`, the values that are in that currency
+    or could be converted, and `document.unconverted_amounts`, how many could not (no currency
+    code, no rate within a week). Nothing when the fields have no list of amounts."""
+    listed = fields.get("amounts") if isinstance(fields, dict) else None
+    target = policy_currency(rule)
+    if not isinstance(listed, list) or not target:
+        return {}
+    try:
+        on = date.fromisoformat(str(fields.get("effective_date")))
+    except ValueError:
+        on = today or date.today()
+    values: list[float] = []
+    unconverted = 0
+    for item in listed[:MAX_AMOUNTS]:
+        value = item.get("value") if isinstance(item, dict) else None
+        currency = item.get("currency") if isinstance(item, dict) else None
+        if not _number(value):
+            continue
+        if currency in (None, target):  # no currency printed: the policy's own (the prompt says so)
+            values.append(float(value))
+            continue
+        made = convert(rates, value, currency, target, on) if isinstance(currency, str) and _CODE.match(currency) else None
+        if made is None:
+            unconverted += 1
+        else:
+            values.append(float(made.amount))
+    return {"amount_values": values, "unconverted_amounts": unconverted}
+
+
 def facts(rates: Rates, rule, fields: dict[str, Any]) -> dict[str, Any]:
     """`document.converted` (when a conversion was made) and `document.total_shown`, the total
-    as printed and, when converted, in the policy's currency too (for reason messages)."""
-    out: dict[str, Any] = {}
+    as printed and, when converted, in the policy's currency too (for reason messages); for a
+    contract's list of amounts, `document.amount_values` and `document.unconverted_amounts`."""
+    out: dict[str, Any] = amounts(rates, rule, fields)
     converted = conversion(rates, rule, fields)
     if converted is not None:
         out["converted"] = converted.to_json()

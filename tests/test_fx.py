@@ -244,3 +244,28 @@ def test_a_cny_receipt_is_decided_in_myr_on_the_embedded_default(tmp_path):
 
     with session_scope(f"sqlite:///{tmp_path / 'data' / 'docket.db'}") as session:
         assert job_json(session.get(Job, result["job_id"]))["converted"] == result["converted"]
+
+
+def test_contract_amounts_compare_in_the_policys_currency():
+    # A USD contract is no longer sent to a person for its currency: its amounts are compared with
+    # the MYR thresholds at the rate of its effective date; one in a currency without a rate is.
+    contract_rule = load_rules(RULES)["contract_review"]
+    fields = {"parties": ["Acme Sdn Bhd", "Globex LLC"], "effective_date": "2024-03-05", "jurisdiction": "Malaysia",
+              "amounts": [{"value": 50000, "currency": "USD"}, {"value": 1200, "currency": "MYR"}]}
+    facts = fx.facts(fx.Rates(None, None), contract_rule, fields)
+    usd_myr = cross("5.137", "1.0849")  # ECB 2024-03-05: 1 EUR = 1.0849 USD = 5.137 MYR
+    assert facts["unconverted_amounts"] == 0
+    assert facts["amount_values"] == [float((50000 * usd_myr).quantize(Decimal("0.01"))), 1200.0]
+    verdict = evaluate(contract_rule, fields, {"text": "", **facts}, now=NOW)
+    assert verdict.decision == "approve", verdict.reasons
+    big = {**fields, "amounts": [{"value": 200000, "currency": "USD"}]}  # about MYR 947,000 > 500,000
+    assert checks(evaluate(contract_rule, big, {"text": "", **fx.facts(fx.Rates(None, None), contract_rule, big)},
+                           now=NOW)).keys() == {"high_value"}
+    odd = {**fields, "amounts": [{"value": 50000, "currency": "VND"}]}
+    odd_facts = fx.facts(fx.Rates(None, None), contract_rule, odd)
+    assert odd_facts == {"amount_values": [], "unconverted_amounts": 1}
+    assert checks(evaluate(contract_rule, odd, {"text": "", **odd_facts}, now=NOW)).keys() == {"foreign_currency"}
+    # the effective date picks the rate; a receipt's facts carry no amounts
+    later = fx.facts(fx.Rates(None, None), contract_rule, {**fields, "effective_date": "2020-03-05"})
+    assert later["amount_values"][0] != facts["amount_values"][0]
+    assert "amount_values" not in fx.facts(fx.Rates(None, None), load_rules(RULES)["expense_policy"], receipt())

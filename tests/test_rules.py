@@ -303,16 +303,22 @@ CONTRACT_CASES = [
     ("unlimited_liability", {}, "indemnify the Customer without limitation of liability", "needs_review"),
     ("unlimited_liability", {}, "乙方对甲方的损失承担无限连带责任。", "needs_review"),
     ("unlimited_liability", {}, "乙方承擔無限責任", "needs_review"),
-    ("foreign_currency", {"amounts": [{"value": 1000, "currency": "USD"}]}, None, "needs_review"),
+    # a currency the ECB publishes no rate for cannot be compared with MYR thresholds
+    ("foreign_currency", {"amounts": [{"value": 1000, "currency": "VND"}]}, None, "needs_review"),
     ("high_value", {"amounts": [{"value": 750000, "currency": "MYR"}]}, None, "needs_review"),
+    # USD 200,000 on 2024-03-05 is about MYR 945,000 (ECB cross rate): over the review threshold
+    ("high_value", {"amounts": [{"value": 200000, "currency": "USD"}]}, None, "needs_review"),
     ("signing_authority", {"amounts": [{"value": 9000000.0, "currency": "MYR"}]}, None, "reject"),
 ]
 
 
 @pytest.mark.parametrize("check_id,changes,text,expected", CONTRACT_CASES)
 def test_contract_check_fires(shipped, check_id, changes, text, expected):
-    fields = {**clean_contract(), **changes}
-    verdict = decide(shipped["contract_review"], fields, {"text": text or CLEAN_CONTRACT_TEXT})
+    from docket import fx
+
+    rule, fields = shipped["contract_review"], {**clean_contract(), **changes}
+    # the worker's money facts: amounts in the policy's currency (docket/fx.py)
+    verdict = decide(rule, fields, {"text": text or CLEAN_CONTRACT_TEXT, **fx.facts(fx.Rates(None, None), rule, fields)})
     assert check_id in fired(verdict), verdict.reasons
     assert verdict.decision == expected, verdict.reasons
 

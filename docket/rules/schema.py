@@ -22,7 +22,9 @@ DOCUMENT_KEYS = frozenset({"text", "pages", "mime_type", "filename", "near_dupli
                            # invoice facts (docket/invoice_facts.py)
                            "invalid_tax_ids", "qr_mismatches", "duplicate_invoice", "duplicate_invoice_of",
                            # the total in the policy's currency (docket/fx.py)
-                           "converted", "total_shown"})
+                           "converted", "total_shown",
+                           # a contract's amounts in the policy's currency (docket/fx.py amounts)
+                           "amount_values", "unconverted_amounts"})
 #: Top-level CEL variables.
 ACTIVATION_NAMES = frozenset({"fields", "document", "params", "now"})
 
