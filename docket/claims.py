@@ -293,8 +293,10 @@ def _duplicates(session: Session, claim: Claim, jobs: list[Job], lines: list[dic
     code + number), the same file, or a first page within `distance` bits of its image hash."""
     keys = {j.id: invoice_key(line["fields"]) for j, line in zip(jobs, lines)}
     found: dict[str, set[str]] = {j.id: set() for j in jobs}
+    # Claims made before this one (so a simulation sees what the decision saw), not rejected.
     others = and_(Job.tenant_id == claim.tenant_id, Job.claim_id.is_not(None), Job.claim_id != claim.id,
-                  ~exists().where(and_(Claim.id == Job.claim_id, Claim.current_decision == "reject")))
+                  exists().where(and_(Claim.id == Job.claim_id, Claim.created_at < claim.created_at,
+                                      or_(Claim.current_decision.is_(None), Claim.current_decision != "reject"))))
     wanted_keys = {k for k in keys.values() if k}
     shas = {j.document_sha256 for j in jobs}
     conditions = [Job.document_sha256.in_(shas)] + ([Job.invoice_key.in_(wanted_keys)] if wanted_keys else [])
@@ -344,8 +346,9 @@ def evaluate(session: Session, claim: Claim, rule: Rule, *, duplicate_distance: 
             decision = reason["outcome"]
     if not jobs:
         decision = "needs_review"
-    for line in lines:
+    for line in lines:  # stored with the claim: not the fields, nor a passenger's journey (personal data)
         line.pop("fields", None)
+        line.pop("travel", None)
     return decision, reasons, totals, lines
 
 
@@ -384,6 +387,45 @@ def complete_claim(session: Session, claim_id: str, *, duplicate_distance: int =
     record_event(session, tenant_id=claim.tenant_id, event_type="claim.decided", data=claim_json(session, claim),
                  callback_url=claim.callback_url, now=now)
     return True
+
+
+#: Claims one simulation re-evaluates at most (the newest first).
+SIMULATE_LIMIT = 2000
+
+
+def simulate(session: Session, tenant_id: str, candidate: Rule, *, since: datetime | None = None,
+             until: datetime | None = None, duplicate_distance: int = 6, limit: int = SIMULATE_LIMIT) -> dict[str, Any]:
+    """What `candidate`'s claim checks would decide for the tenant's decided claims of that policy
+    (the documents as they stand, the moment each claim was decided); nothing is written."""
+    query = select(Claim).where(Claim.tenant_id == tenant_id, Claim.rule_name == candidate.name,
+                                Claim.status == "decided")
+    if since is not None:
+        query = query.where(Claim.created_at >= since)
+    if until is not None:
+        query = query.where(Claim.created_at <= until)
+    rows = list(session.scalars(query.order_by(Claim.created_at.desc(), Claim.id.desc()).limit(limit + 1)))
+    transitions: dict[str, int] = {}
+    checks: dict[str, dict[str, int]] = {}
+    examples: list[dict[str, Any]] = []
+    for claim in rows[:limit]:
+        before = claim.decision or "needs_review"
+        before_checks = {r.get("check") for r in claim.reasons or () if r.get("check") != "document_decision"}
+        after, reasons, _, _ = evaluate(session, claim, candidate, duplicate_distance=duplicate_distance,
+                                        now=claim.decided_at)
+        after_checks = {r["check"] for r in reasons if r["check"] != "document_decision"}
+        for check in after_checks - before_checks:
+            checks.setdefault(check, {"more": 0, "fewer": 0})["more"] += 1
+        for check in before_checks - after_checks:
+            checks.setdefault(check, {"more": 0, "fewer": 0})["fewer"] += 1
+        if after != before:
+            key = f"{before}→{after}"
+            transitions[key] = transitions.get(key, 0) + 1
+            if len(examples) < 20:
+                examples.append({"claim_id": claim.id, "before": before, "after": after,
+                                 "checks": sorted(after_checks)})
+    evaluated = min(len(rows), limit)
+    return {"evaluated": evaluated, "changed": sum(transitions.values()), "transitions": transitions,
+            "checks": checks, "examples": examples, "truncated": len(rows) > limit}
 
 
 def open_claims(session: Session, limit: int = 200) -> list[str]:

@@ -413,6 +413,11 @@ def simulate(session: Session, tenant_id: str, candidate: Rule, flt: PolicyFilte
         if len(rows) < chunk:
             break
     result = tally.result(candidate, evaluator)
+    if candidate.claim_checks:  # the claims of the policy too (docket/claims.py), synchronously
+        from docket import claims
+
+        result["claims"] = claims.simulate(session, tenant_id, candidate, since=flt.since, until=flt.until,
+                                           duplicate_distance=duplicate_distance)
     result["seconds"] = round(time.perf_counter() - started, 3)
     return result
 

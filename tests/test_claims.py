@@ -217,6 +217,17 @@ def test_hotel_caps_duplicates_review_webhook_and_export(env):
     assert money(row["converted_amount"]) == money(converted["amount"]) and row["job_id"] == hotel
     assert next(x for x in rows if x["claim"] == second["id"])["claim_decision"] == "reject"
 
+    # Simulation covers the claim checks: a draft with Qingdao's nightly cap at 100 would send the
+    # approved two-night claim (115.67 a night) to review; the one-night claim was already there.
+    stricter = source.replace("tier2: 300.0", "tier2: 100.0")
+    draft = client.post("/v1/rules/expense_policy/versions", json={"source": stricter}, headers=env["admin"])
+    sim = client.post(f"/v1/rules/expense_policy/versions/{draft.get_json()['version']}/simulate", json={},
+                      headers=env["reviewer"])
+    assert sim.status_code == 200, sim.get_json()
+    claims = sim.get_json()["claims"]
+    assert claims["evaluated"] >= 3 and claims["checks"]["lodging_over_city_cap"] == {"more": 2, "fewer": 0}
+    assert claims["transitions"] == {"approve→needs_review": 1} and claims["examples"][0]["claim_id"] == first["id"]
+
 
 def test_open_claims_bad_headers_and_idempotency(env):
     client = env["client"]
