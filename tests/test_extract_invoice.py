@@ -928,3 +928,22 @@ def test_dates_in_words_and_periods():
     ]
     ex = extract_invoice(page(rows), None)
     assert ex.fields["transaction_date"] == "2014-08-03"
+
+
+def test_ocr_junk_does_not_become_a_name():
+    """OCR misreads of a title ("PAYMENT REEIPT", "INVOlCE") are not the issuer, and a value read
+    from a line OCR was unsure of is no surer than that line."""
+    from worker.extract.invoice.labels import _misread_label
+
+    assert _misread_label("PAYMENT REEIPT") and _misread_label("INVOLCE") and _misread_label("RECHNUNC")
+    assert not _misread_label("STORYBLOK GMBH") and not _misread_label("CALENDLY LLC")
+    rows = [
+        [("PAYMENT REEIPT", 60, 1.5)], [("Brightwater Analytics Ltd", 60)], [("12 Harbour Street, Leeds LS1 4AB", 60)], "",
+        [("Receipt No: R-20931", 60)], [("Date paid: 14 March 2024", 60)], "",
+        [("Total", 700), ("£ 96.00", 1100)],
+    ]
+    lines = page(rows)
+    lines[-1] = TextLine(lines[-1].text, lines[-1].box, 0.62)  # OCR unsure of the amount
+    ex = extract_invoice(lines, None, source="ocr")
+    assert ex.fields.get("merchant_name") == "Brightwater Analytics Ltd"
+    assert ex.fields["total"] == 96.0 and ex.confidence["total"] <= 0.62 and "ocr_low_score" in ex.notes["total"]

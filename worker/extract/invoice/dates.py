@@ -31,7 +31,7 @@ _NOT_ISSUE_DATE_RE = re.compile(
     r"VERVAL|LEVER|PERIODE|BETAAL|UITERLIJK|BESTEL|\bTOT\b|\bT/M\b|"
     r"VENCIM|ENTREGA|PERIODO|SERVICIO|PRESTACION|PAGO|PEDIDO|DESDE|HASTA|ENVIO|"
     r"SCADENZA|CONSEGNA|SPEDIZIONE|PAGAMENTO|ORDINE|\bDAL\b|\bAL\b|CONTRATTO|"
-    r"ENCOMENDA|CONTRATO|\bATE\b|"
+    r"ENCOMENDA|CONTRATO|\bATE\b|ASSOCIE|LIEE|RELATED|REFERENCED|ORIGINAL\s*INVOICE|URSPRUNG|BEZUG|CORRIG|"
     r"到期|交货|服务期|期间"
 )
 _PAYMENT_OR_ORDER_RE = re.compile(r"PAYMENT|PAID|PAY\s*DATE|ACTIVATION|ORDER|BESTELL|COMMANDE|PEDIDO|ORDINE|BETAALD|ZAHLUNGSEINGANG")
@@ -161,7 +161,8 @@ def _date_context(doc: _Doc, l: _IL, before: str) -> tuple[str, list[_IL]]:
         return before[-45:], [l]
     for o in doc.left_of(l)[:1]:
         label_like = _digits(o.fold) == 0 or re.search(r"[:：]\s*$|\b(?:VOM|DU|LE|ON|DATED)\s*$", o.fold)
-        if l.x0 - o.x1 <= 15 * max(doc.med_h, l.h) and re.search(r"[A-Z]{2}", o.fold) and label_like:
+        if (l.x0 - o.x1 <= max(15 * max(doc.med_h, l.h), 0.3 * doc.width) and re.search(r"[A-Z]{2}", o.fold)
+                and label_like):
             return o.fold[-45:], [o, l]
     above = doc.label_over(l)
     if above is not None:

@@ -45,7 +45,7 @@ _BUYER_LABEL = (
     r"ABWEICHENDER\s*(?:WAREN|RECHNUNGS)EMPFANGER|LIEFERADRESSE|LIEFERANSCHRIFT|KAUFER(?:IN)?(?:\s*/\s*LEISTUNGSEMPFANGER)?|"
     r"AUFTRAGGEBER(?:IN)?|AN|"
     r"DESTINATAIRE|FACTURE\s*A|FACTURER\s*A|FACTURE\s*AU\s*NOM\s*DE|ADRESSE\s*DE\s*(?:LIVRAISON|FACTURATION)|LIVRE\s*A|"
-    r"LIVRER\s*A|ACHETEUR|CLIENT\s*FINAL|"
+    r"LIVRER\s*A|ACHETEUR|CLIENT\s*FINAL|ADRESSE\s*(?:DU\s*)?CLIENT|COORDONNEES\s*(?:DU\s*)?CLIENT|"
     r"BILLING\s*CONTACT|TECHNICAL\s*CONTACT|"
     # Dutch, Spanish, Italian, Portuguese, Chinese
     r"FACTUURADRES|AFLEVERADRES|LEVERADRES|KLANT(?:GEGEVENS)?|AFNEMER|GEFACTUREERD\s*AAN|FACTUUR\s*AAN|ONTVANGER|KOPER|"
@@ -154,10 +154,32 @@ def _first_segment(text: str) -> str:
 _ATTN_RE = re.compile(r"^(?:ATTN|ATTENTION|ATT|Z\.?\s*H(?:D|ÄNDEN)\.?|ZU\s+HANDEN|A\s+L'ATTENTION|C/O)\b")
 
 
+# Words a page prints as titles and labels. OCR misreads them ("PAYMENT REEIPT", "INVOlCE",
+# "RECHNUNC"): a line that is nearly one of them is that word misread, never a party's name.
+_LABEL_WORDS = (
+    "INVOICE", "TAX INVOICE", "RECEIPT", "PAYMENT RECEIPT", "OFFICIAL RECEIPT", "SALES RECEIPT", "CREDIT NOTE",
+    "STATEMENT", "BILL TO", "SHIP TO", "SOLD TO", "INVOICE TO", "CUSTOMER", "DESCRIPTION", "AMOUNT DUE", "BALANCE DUE",
+    "SUBTOTAL", "TOTAL", "PAYMENT", "PAYMENT DETAILS", "RECHNUNG", "GUTSCHRIFT", "RECHNUNGSEMPFANGER", "QUITTUNG",
+    "FACTURE", "AVOIR", "DESTINATAIRE", "FACTUUR", "FACTUURADRES", "AFLEVERADRES", "FACTURA", "FATTURA", "FATURA",
+    "CLIENTE", "RICEVUTA", "RECIBO", "ORIGINAL", "DUPLICATE", "COPY",
+)
+
+
+def _misread_label(fold: str) -> bool:
+    """Whether a short line is a title or label word as OCR misread it (or as printed)."""
+    import difflib
+
+    t = re.sub(r"[^A-Z ]+", "", fold).strip()
+    if not 4 <= len(t) <= 30:
+        return False
+    return any(difflib.SequenceMatcher(None, t, w).ratio() >= 0.84 for w in _LABEL_WORDS if abs(len(w) - len(t)) <= 3)
+
+
 def _name_like(l: _IL) -> bool:
-    """A line that may be a party's name: letters, not a label, contact, address, date or amount."""
+    """A line that may be a party's name: letters, not a label (nor a label OCR misread), contact,
+    address, date or amount."""
     f = l.fold
-    if _ATTN_RE.match(f):
+    if _ATTN_RE.match(f) or _misread_label(f):
         return False
     if _letters(f) < 2 or _digits(f) > max(3, _letters(f) // 2):
         return False

@@ -35,7 +35,7 @@ _TITLE_TOKEN_RE = re.compile(r"^(?:TAX\s+INVOICE|INVOICE|RECHNUNG|GUTSCHRIFT|FAC
                              r"FATTURA|FATURA)\s+(?=\S*\d)")
 _NOT_INVNO_CONTEXT = re.compile(
     r"ORDER|BESTELL|AUFTRAG|KUNDEN|CUSTOMER|CLIENT|VERTRAG|CONTRACT|LIEFERSCHEIN|DELIVERY|PO\b|P\.O\.|ACCOUNT|KONTO|"
-    r"URSPRUNG|ORIGINAL|RELATED|LIEE|CORRIGE|REFERENCE\s+TO|BEZUG|VAT|TAX\s*ID|UST|TVA\s+(?:CLIENT|INTRA)|COMMANDE|"
+    r"URSPRUNG|ORIGINAL|RELATED|LIEE|CORRIGE|ASSOCIE|REFERENCE\s+TO|BEZUG|VAT|TAX\s*ID|UST|TVA\s+(?:CLIENT|INTRA)|COMMANDE|"
     r"DEVIS|QUOTE|TRACKING|REKLAMATION|POLICY|POLIC[EY]\s*(?:NO|NUMBER)|POLIZZA|POLIZA|APOLICE|VERSICHERUNGS(?:SCHEIN|NUMMER)|"
     r"KLANT|BESTEL|PEDIDO|ORDINE|ENCOMENDA|CONTRATTO|CONTRATO|MANDAT|MEMBER|MITGLIED|VERTRAGS|ABONNEMENT|SUBSCRIPTION|"
     r"IBAN|BTW|NIF|CIF|P\.?\s*IVA|GSTIN|PAN\b"
@@ -83,7 +83,7 @@ def _invoice_number(doc: _Doc) -> tuple[str, list[_IL], float] | None:
             tok = _invno_token(rest, short_ok=strength == 3)
             used = [l]
             if tok is None and not rest.strip(" :#.").strip():
-                right = [o for o in doc.right_of(l) if o.x0 - l.x1 < 12 * doc.med_h]
+                right = [o for o in doc.right_of(l) if o.x0 - l.x1 < max(12 * doc.med_h, 0.3 * doc.width)]
                 if right:
                     tok = _invno_token(right[0].text)
                     used = [l, right[0]]

@@ -36,6 +36,11 @@ def extract_invoice(lines: Any, default_currency: str | None = None, *, source: 
     doc = _Doc(ls)
 
     def put(name: str, value, used: Sequence[_IL], conf: float, notes: list[str] | None = None) -> None:
+        scores = [l.score for l in used if l is not None]
+        if source == "ocr" and scores and min(scores) < 0.9:
+            # OCR unsure of the very characters: the value is no surer than its worst line
+            conf *= max(0.5, min(scores))
+            notes = list(notes or []) + ["ocr_low_score"]
         ex.put(name, value, conf, _ev(used), max_len=_MAX_LEN.get(name, 200), source=source, notes=notes)
 
     blocks = _party_blocks(doc)
