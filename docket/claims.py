@@ -428,6 +428,46 @@ def simulate(session: Session, tenant_id: str, candidate: Rule, *, since: dateti
             "checks": checks, "examples": examples, "truncated": len(rows) > limit}
 
 
+def redecide(session: Session, tenant_id: str, candidate: Rule, *, run_id: str, since: datetime | None = None,
+             until: datetime | None = None, duplicate_distance: int = 6, limit: int = SIMULATE_LIMIT) -> dict[str, Any]:
+    """A re-decision run's last step (docket/redecide.py): the tenant's decided claims of the
+    policy are decided again under `candidate` from their documents as they now stand. A claim a
+    person reviewed keeps the reviewer's decision (as a job's review stands). Each claim whose
+    decision changed gets `claim.redecided`, in this transaction (the caller commits)."""
+    from docket.webhooks.outbox import record_event
+
+    query = select(Claim).where(Claim.tenant_id == tenant_id, Claim.rule_name == candidate.name,
+                                Claim.status == "decided")
+    if since is not None:
+        query = query.where(Claim.created_at >= since)
+    if until is not None:
+        query = query.where(Claim.created_at <= until)
+    rows = list(session.scalars(query.order_by(Claim.created_at, Claim.id).limit(limit)))
+    now = utcnow()
+    transitions: dict[str, int] = {}
+    for claim in rows:
+        before = claim.decision
+        decision, reasons, totals, lines = evaluate(session, claim, candidate, duplicate_distance=duplicate_distance,
+                                                    now=now)
+        claim.decision, claim.reasons, claim.totals, claim.lines = decision, reasons, totals, lines
+        claim.rule_version = candidate.version
+        if claim.reviewed_at is None:
+            claim.current_decision, claim.review_rank = decision, 0 if decision == "needs_review" else 1
+        if decision == before:
+            continue
+        key = f"{before}→{decision}"
+        transitions[key] = transitions.get(key, 0) + 1
+        session.flush()
+        data = claim_json(session, claim)
+        data["redecision"] = {"id": run_id, "from": before, "to": decision,
+                              "rule": {"name": candidate.name, "version": candidate.version},
+                              "review_stands": claim.reviewed_at is not None}
+        record_event(session, tenant_id=tenant_id, event_type="claim.redecided", data=data,
+                     callback_url=claim.callback_url, now=now)
+    session.flush()
+    return {"evaluated": len(rows), "changed": sum(transitions.values()), "transitions": transitions}
+
+
 def open_claims(session: Session, limit: int = 200) -> list[str]:
     return list(session.scalars(select(Claim.id).where(Claim.status == "open").order_by(Claim.created_at)
                                 .limit(limit)))

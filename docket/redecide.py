@@ -107,7 +107,8 @@ def _redecide_chunk(session: Session, run, candidate: Rule, flt, facts, builtins
                                  before=run.created_at, with_text=facts.with_text)
     done = len(rows) < chunk
     if not rows:
-        return runs.Step(processed=0, cursor=run.cursor, result=run.result, done=True)
+        return runs.Step(processed=0, cursor=run.cursor, result=_with_claims(session, run, candidate, flt, run.result),
+                         done=True)
     ids = [row.id for row in rows]
     # A chunk is committed with the run's cursor, so none is done twice; this is the backstop.
     already = set(session.scalars(select(Decision.job_id).where(Decision.run_id == run.id, Decision.job_id.in_(ids))))
@@ -160,8 +161,21 @@ def _redecide_chunk(session: Session, run, candidate: Rule, flt, facts, builtins
     state = tally.state()
     result = {"state": state, "transitions": state["transitions"], "unchanged": state["unchanged"],
               "examples": state["examples"], "reviewed": state["reviewed"]}
+    if done:
+        result = _with_claims(session, run, candidate, flt, result)
     return runs.Step(processed=len(rows), cursor=simulation.cursor_of(rows[-1]),
                      changed=tally.changed - changed_before, flagged=len(flagged), result=result, done=done)
+
+
+def _with_claims(session: Session, run, candidate: Rule, flt, result: dict | None) -> dict | None:
+    """The run's last step: the policy's claims decided again from their re-decided documents
+    (docket/claims.py), their count in the result as `claims`."""
+    if not candidate.claim_checks:
+        return result
+    from docket import claims
+
+    return {**(result or {}), "claims": claims.redecide(session, run.tenant_id, candidate, run_id=run.id,
+                                                        since=flt.since, until=flt.until)}
 
 
 def _reanalyse_chunk(session: Session, run, candidate: Rule, flt, publish, chunk: int) -> runs.Step:

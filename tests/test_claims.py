@@ -228,6 +228,21 @@ def test_hotel_caps_duplicates_review_webhook_and_export(env):
     assert claims["evaluated"] >= 3 and claims["checks"]["lodging_over_city_cap"] == {"more": 2, "fewer": 0}
     assert claims["transitions"] == {"approve→needs_review": 1} and claims["examples"][0]["claim_id"] == first["id"]
 
+    # A re-decision under that version decides the claims again once their documents are re-decided:
+    # the approved claim now needs review; the reviewed one keeps the reviewer's decision.
+    from docket import redecide
+
+    strict_version = draft.get_json()["version"]
+    r = client.post("/v1/redecisions", json={"rule": "expense_policy", "version": strict_version}, headers=env["admin"])
+    assert r.status_code == 202, r.get_json()
+    assert redecide.execute(env["settings"].database_url, r.get_json()["id"], load_rules()) == "succeeded"
+    run = client.get(f"/v1/redecisions/{r.get_json()['id']}", headers=env["reviewer"]).get_json()
+    assert run["result"]["claims"]["transitions"].get("approve→needs_review") == 1, run["result"]
+    now_first = client.get(f"/v1/claims/{first['id']}", headers=env["reviewer"]).get_json()
+    assert now_first["decision"] == "needs_review" and now_first["rule"]["version"] == strict_version
+    assert [c["check"] for c in now_first["reasons"]] == ["lodging_over_city_cap"]
+    assert client.get(f"/v1/claims/{second['id']}", headers=env["reviewer"]).get_json()["decision"] == "reject"
+
 
 def test_open_claims_bad_headers_and_idempotency(env):
     client = env["client"]

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from db.models import WebhookDelivery, WebhookSubscription
 
 EVENT_TYPES = ("job.succeeded", "job.failed", "batch.completed", "review.updated", "job.redecided", "job.erased",
-               "claim.decided", "claim.reviewed")
+               "claim.decided", "claim.reviewed", "claim.redecided")
 log = logging.getLogger(__name__)
 
 # Deliveries recorded in a session's open transaction, published once it commits.
