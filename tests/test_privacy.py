@@ -293,3 +293,27 @@ def test_erasure_in_an_object_store(s3, bucket, tmp_path, monkeypatch):
 
 
 from tests.test_object_storage import bucket, s3  # noqa: E402,F401 - the module's S3 server fixtures
+
+
+@pytest.mark.parametrize("text,expected", [
+    # libphonenumber: other countries in international format, other groupings (a no-break space)
+    ("Facsimile:    + 33 1 45 02 49 59", [("phone", "********4959")]),
+    ("Fax: (212)\u00a0751-4864", [("phone", "******4864")]),
+    ("Telefon: +49\u00a0932\u00a0431\u00a00", [("phone", "******4310")]),
+    ("+1 (800) 815 - 9959", [("phone", "********9959")]),
+    # IBANs are bank accounts (stdnum.iban: MOD 97-10), grouped or not; a wrong check digit is none
+    ("IBAN: DE89 3704 0044 0532 0130 00", [("bank_card", "******************3000")]),
+    ("IBAN PL22249010570000990215139125", [("bank_card", "************************9125")]),
+    ("IBAN: DE88 3704 0044 0532 0130 00", []),
+    # numbers that fit a numbering plan but are not phones
+    ("Rechnungsnummer: 6069999998", []),
+    ("Steuernummer: 99999/22222", []),
+    ("Bestellung Nr. 2018-471331 vom 01.03.2018", []),
+    ("Bis zum 16.09.2026 ohne Abzug", []),
+    ("GTIN 4123456000021", []),  # Luhn-valid by chance, a valid EAN-13: a product, not a card
+    ("Card 4111 1111 1111 1111", [("bank_card", "************1111")]),
+])
+def test_detector_uses_phonenumbers_and_stdnum(text, expected):
+    from worker.extract.pii import find_personal_data
+
+    assert [(f["type"], f["value"]) for f in find_personal_data(text)] == expected

@@ -2,13 +2,16 @@
 
 Types (docs/fields.md, screenshot section):
 - ``email``: e-mail addresses.
-- ``phone``: Chinese mobiles (1[3-9]x xxxx xxxx, optional +86), Chinese landlines with an area
-  code (010-12345678, (0755) 1234 5678), international numbers in E.164 style (+44 20 7946 0018),
-  North American (555-123-4567, (415) 555-0100) and UK national (020 7946 0018) formats.
-- ``cn_resident_id``: PRC resident identity numbers, 18 characters, with a valid ISO 7064
-  MOD 11-2 check character, a known province code and a plausible birth date.
+- ``phone``: found and validated by ``phonenumbers`` (Google's libphonenumber metadata): numbers
+  in international format (+44 20 7946 0018, (+86)15012345678) of any country, and national
+  formats of the regions in NATIONAL_REGIONS (Chinese mobiles and landlines with an area code,
+  North American, UK); a number that is no valid number of its country is not reported.
+- ``cn_resident_id``: PRC resident identity numbers, 18 characters, valid for python-stdnum's
+  ``stdnum.cn.ric`` (ISO 7064 MOD 11-2 check character, birth date), with a known province code
+  and a birth date from 1900 to today.
 - ``bank_card``: payment-card numbers, 13-19 digits (spaces or dashes between groups allowed),
-  Luhn-valid only.
+  Luhn-valid only (``stdnum.luhn``); and bank account numbers as IBANs (``stdnum.iban``: country
+  format and MOD 97-10 check digits), the bank account the screenshot policy also calls so.
 
 Numbers embedded in longer digit runs, dates, money amounts and numbers introduced as order /
 invoice / tracking numbers are not reported. Each finding is ``{"type", "value", "span"}``:
@@ -20,12 +23,16 @@ from __future__ import annotations
 import re
 from datetime import date
 
+import phonenumbers
+from stdnum import ean as _ean
+from stdnum import iban as _iban
+from stdnum import luhn as _luhn
+from stdnum.cn import ric as _ric
+
 __all__ = ["find_personal_data", "mask", "luhn_valid", "cn_resident_id_valid", "PII_TYPES"]
 
 PII_TYPES = ("phone", "email", "cn_resident_id", "bank_card")
 
-_ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
-_ID_CHECK = "10X98765432"
 _PROVINCES = {11, 12, 13, 14, 15, 21, 22, 23, 31, 32, 33, 34, 35, 36, 37, 41, 42, 43, 44, 45, 46,
               50, 51, 52, 53, 54, 61, 62, 63, 64, 65, 71, 81, 82, 83, 91}
 
@@ -64,6 +71,25 @@ _PHONE_PATTERNS = [
 ]
 
 
+#: Regions whose national formats (no +country code) libphonenumber reads as phone numbers;
+#: numbers in international format are read for every country. Chinese, North American and UK
+#: formats, as the patterns above: what the screenshots Docket screens show. A national number
+#: must be written with separators (a bare run of ten digits is as often an invoice or delivery
+#: number, valid for North America's plan) and without dots (dates, times, amounts).
+NATIONAL_REGIONS = ("CN", "US", "GB")
+# Numbers introduced like this are tax, order or delivery numbers (German and French invoices),
+# whatever numbering plan they happen to fit.
+_TAX_OR_ORDER_CUE = re.compile(
+    r"(?:bestellung|steuernummer|kundennummer|rechnungsnummer|lieferschein|ust\.?-?id\.?|tva|siret|siren|"
+    r"n°|nr\.?|nummer)\s*(?:nr\.?|no\.?)?\s*[:：#.]?\s*(?:[A-Z]{2}\s?)?$", re.I)
+_DATE_START = re.compile(r"^(?:(?:19|20)\d{2}-[01]?\d-|[0-3]?\d-[01]?\d-(?:19|20)\d{2})")
+_SEPARATED = re.compile(r"\d[ \u00a0()/-]+\d")
+# An IBAN: country, check digits, then 11-30 letters and digits, in groups of four or not.
+_IBAN = re.compile(r"(?<![A-Za-z0-9])([A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?)(?![A-Za-z0-9])")
+# A decimal number ("1.3812345678") is no phone number, whatever libphonenumber makes of it.
+_DECIMAL = re.compile(r"^\d+[.,]\d+$")
+
+
 def mask(value: str, keep: int = 4) -> str:
     """All but the last `keep` characters replaced by '*'."""
     if len(value) <= keep:
@@ -73,22 +99,7 @@ def mask(value: str, keep: int = 4) -> str:
 
 def luhn_valid(digits: str) -> bool:
     """The Luhn (mod 10) check over a string of digits."""
-    if not digits.isdigit():
-        return False
-    total = 0
-    for i, ch in enumerate(reversed(digits)):
-        d = int(ch)
-        if i % 2 == 1:
-            d *= 2
-            if d > 9:
-                d -= 9
-        total += d
-    return total % 10 == 0
-
-
-def cn_resident_id_check_char(first17: str) -> str:
-    """The ISO 7064 MOD 11-2 check character for the first 17 digits of a PRC resident ID."""
-    return _ID_CHECK[sum(int(c) * w for c, w in zip(first17, _ID_WEIGHTS)) % 11]
+    return digits.isdigit() and _luhn.is_valid(digits)
 
 
 def cn_resident_id_valid(value: str, today: date | None = None) -> bool:
@@ -104,7 +115,24 @@ def cn_resident_id_valid(value: str, today: date | None = None) -> bool:
         return False
     if born.year < 1900 or born > (today or date.today()):
         return False
-    return cn_resident_id_check_char(value[:17]) == value[17]
+    return _ric.is_valid(value)
+
+
+# Card networks' issuer prefixes (ISO/IEC 7812 IIN ranges as the networks publish them) and lengths.
+_NETWORKS = (
+    (("4",), (13, 16, 19)),                                            # Visa
+    (tuple(str(p) for p in range(51, 56)) + tuple(str(p) for p in range(2221, 2721)), (16,)),  # Mastercard
+    (("34", "37"), (15,)),                                             # American Express
+    (("300", "301", "302", "303", "304", "305", "36", "38", "39"), (14, 15, 16, 17, 18, 19)),  # Diners
+    (("6011", "644", "645", "646", "647", "648", "649", "65"), (16, 17, 18, 19)),  # Discover
+    (tuple(str(p) for p in range(3528, 3590)), (16, 17, 18, 19)),      # JCB
+    (("62", "81"), (16, 17, 18, 19)),                                  # UnionPay
+    (("50", "56", "57", "58", "6"), (12, 13, 14, 15, 16, 17, 18, 19)),  # Maestro and national debit
+)
+
+
+def _card_network(digits: str) -> bool:
+    return any(len(digits) in lengths and digits.startswith(prefixes) for prefixes, lengths in _NETWORKS)
 
 
 def _digits(s: str) -> str:
@@ -157,13 +185,17 @@ def find_personal_data(text: str) -> list[dict]:
             continue  # mixed separators: not how card numbers are written
         if len(groups) > 1 and any(len(g) < 4 for g in groups[:-1]):
             continue
-        if digits[0] not in "23456789" or not luhn_valid(digits):
-            continue
+        if not _card_network(digits) or not luhn_valid(digits) or (len(digits) == 13 and _ean.is_valid(digits)):
+            continue  # no card network issues it, or a product number (GTIN/GLN, EAN-13)
         if _looks_like_date_or_amount(text, *span):
             continue
         if _is_reference(text, span[0]) and not _CARD_CUE.search(text[max(0, span[0] - 24):span[0]]):
             continue
         add("bank_card", digits, span)
+
+    for m in _IBAN.finditer(text):
+        if not _overlaps(m.span(1), taken) and _iban.is_valid(m.group(1)):
+            add("bank_card", _iban.compact(m.group(1)), m.span(1))
 
     for rx in _PHONE_PATTERNS:
         for m in rx.finditer(text):
@@ -184,6 +216,30 @@ def find_personal_data(text: str) -> list[dict]:
             if _looks_like_date_or_amount(text, *span) or _is_reference(text, span[0]):
                 continue
             normal = ("+" if raw.startswith("+") else "") + digits
+            add("phone", normal, span)
+
+    # libphonenumber: what the patterns miss (other countries' numbers, other groupings), only
+    # numbers valid in their country's numbering plan.
+    for region in NATIONAL_REGIONS:
+        for m in phonenumbers.PhoneNumberMatcher(text, region, leniency=phonenumbers.Leniency.VALID):
+            raw, span = m.raw_string, (m.start, m.end)
+            international = raw.lstrip("( ").startswith(("+", "00"))
+            if _overlaps(span, taken) or _DECIMAL.match(raw):
+                continue
+            if not international and ("." in raw or not _SEPARATED.search(raw)):
+                continue
+            if re.search(r"\S/|/\S", raw):
+                continue  # 99999/22222: a tax or file number; a phone's slash stands between spaces
+            before, after = text[max(0, span[0] - 2):span[0]], text[span[1]:span[1] + 2]
+            if re.search(r"[A-Za-z0-9_]$|\d[.,/ -]$", before) or re.match(r"[A-Za-z0-9_]|[.,/: -]\d", after):
+                continue  # a slice of a longer word or number, of a row of numbers, or a date before a time
+            if _DATE_START.match(raw):
+                continue  # 2018-01-05 (OCR glues the time on: 2018-01-0522:55:25)
+            if _TAX_OR_ORDER_CUE.search(text[max(0, span[0] - 32):span[0]]):
+                continue
+            if _looks_like_date_or_amount(text, *span) or _is_reference(text, span[0]):
+                continue
+            normal = ("+" if raw.startswith("+") else "") + _digits(raw)
             add("phone", normal, span)
 
     findings.sort(key=lambda f: f["span"])
