@@ -44,7 +44,9 @@ def _header():
 def create_claim():
     header = _header()  # a bad header is refused before any file is stored
     opts = intake.options()
-    return accept_batch(intake.many_documents(), opts, principal(), idempotency.key_from_request(),
+    documents = intake.many_documents()
+    claims.check_size(len(documents))
+    return accept_batch(documents, opts, principal(), idempotency.key_from_request(),
                         claim=claims.Intake(header=header))
 
 

@@ -26,6 +26,7 @@ def run(files: list[Path], *, rule: str, header: dict[str, Any], analyzer: str =
     """The claim as the API shows it once decided (or as it stands at the deadline), and the
     files that could not be accepted (their problem each)."""
     header = claims.parse_header(header)
+    claims.check_size(len(files))
     settings = Settings.from_env()
     rules = load_rules(settings.rules_dir or default_rules_dir())
     submission.resolve_rule(rules, rule)

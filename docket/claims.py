@@ -157,6 +157,13 @@ def header_facts(claim: Claim) -> dict[str, Any]:
 
 # --- creating and adding ------------------------------------------------------------------------
 
+def check_size(documents: int) -> None:
+    """413 for more documents than one claim may hold (checked before any file is stored)."""
+    if documents > MAX_CLAIM_DOCUMENTS:
+        raise DocketError(f"A claim holds at most {MAX_CLAIM_DOCUMENTS} documents.", code="claim_too_large",
+                          status=413, title="Claim too large")
+
+
 def new_claim(session: Session, header: dict[str, Any], rule: Rule, *, tenant_id: str, submitted_by: str | None,
               callback_url: str | None) -> Claim:
     claim = Claim(tenant_id=tenant_id, rule_name=rule.name, rule_version=rule.version, status="open",

@@ -244,7 +244,7 @@ def test_hotel_caps_duplicates_review_webhook_and_export(env):
     assert client.get(f"/v1/claims/{second['id']}", headers=env["reviewer"]).get_json()["decision"] == "reject"
 
 
-def test_open_claims_bad_headers_and_idempotency(env):
+def test_open_claims_bad_headers_and_idempotency(env, monkeypatch):
     client = env["client"]
     header = {"employee": "Li Lei", "trip": {"start": "2025-04-01", "end": "2025-04-02", "destination": "青岛"}}
     r = submit(env, header, [HOTEL], headers={"Idempotency-Key": "claim-1"})
@@ -280,6 +280,11 @@ def test_open_claims_bad_headers_and_idempotency(env):
                     data={"rule": "nope", "claim": json.dumps({"employee": "x"}),
                           "files": [(open(HOTEL, "rb"), "h.ofd")]})
     assert r.status_code == 422 and r.get_json()["code"] == "unknown_rule"
+    from docket import claims as core
+
+    monkeypatch.setattr(core, "MAX_CLAIM_DOCUMENTS", 1)
+    r = submit(env, {"employee": "x"}, [HOTEL, TO_QINGDAO])
+    assert r.status_code == 413 and r.get_json()["code"] == "claim_too_large"
     with session_scope(env["settings"].database_url) as s:
         assert s.query(Claim).count() == held  # nothing recorded for a refused claim
 

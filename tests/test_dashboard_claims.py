@@ -1,7 +1,7 @@
 """Expense claims in the browser (issue 21): a submitter creates a claim from the Upload page
 (header + a real hotel VAT e-invoice), watches it fill in and get decided; a reviewer opens it
 from the claims list and decides it with a comment, on the record. Debian's Chromium through
-Playwright against a real `docket serve` (embedded database and Redis, one worker)."""
+Playwright against a real `docket serve` (Postgres and Redis, one worker)."""
 from __future__ import annotations
 
 import pytest
@@ -14,9 +14,10 @@ HOTEL = REPO_DATA / "cn-fapiao-dev" / "files" / "renoyuan__25924000000001260164.
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory):
+def stack(tmp_path_factory, postgres_url, redis_url):
     env = base_env(tmp_path_factory.mktemp("claims-ui") / "data")
-    env.update(DOCKET_LOGIN_RATE_LIMIT="1000/minute")
+    # Postgres + Redis (the production shape; tests/test_claims.py covers SQLite)
+    env.update(DOCKET_DATABASE_URL=postgres_url, DOCKET_REDIS_URL=redis_url, DOCKET_LOGIN_RATE_LIMIT="1000/minute")
     srv = Server(env, workers=1)
     try:
         srv.submitter_key = srv.create_key("submitter", srv.tenant)

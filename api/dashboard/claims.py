@@ -68,7 +68,9 @@ def _header_from_form() -> dict:
 @signed_in
 def claim_create():
     header = _header_from_form()
-    body, _, _ = accept_batch(intake.many_documents(), intake.options(), current(), claim=claims.Intake(header=header))
+    documents = intake.many_documents()
+    claims.check_size(len(documents))
+    body, _, _ = accept_batch(documents, intake.options(), current(), claim=claims.Intake(header=header))
     if body["rejected"]:
         flash(refused_summary(body["rejected"]), "error")
     return redirect(url_for("dashboard.claim_page", claim_id=body["id"]), code=303)
