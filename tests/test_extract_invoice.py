@@ -947,3 +947,20 @@ def test_ocr_junk_does_not_become_a_name():
     ex = extract_invoice(lines, None, source="ocr")
     assert ex.fields.get("merchant_name") == "Brightwater Analytics Ltd"
     assert ex.fields["total"] == 96.0 and ex.confidence["total"] <= 0.62 and "ocr_low_score" in ex.notes["total"]
+
+
+def test_chinese_labels_on_a_generic_invoice():
+    rows = [
+        [("发票", 500, 1.5)],
+        [("发票号码：24310000000012345678", 60)], [("开票日期：2024年03月05日", 60)], "",
+        [("购买方：", 60), ("销售方：", 700)],
+        [("名称：上海明远贸易有限公司", 60), ("名称：深圳市蓝鲸科技有限公司", 700)], "",
+        [("项目名称", 60), ("数量", 500), ("单价", 700), ("金额", 900), ("税额", 1100)],
+        [("*信息技术服务*软件维护", 60), ("1", 500), ("1000.00", 700), ("1000.00", 900), ("130.00", 1100)],
+        [("价税合计（大写）壹仟壹佰叁拾元整", 60), ("（小写）¥1130.00", 900)],
+    ]
+    ex = extract_invoice(page(rows), "MYR")
+    assert check(ex, {"merchant_name": "深圳市蓝鲸科技有限公司", "buyer_name": "上海明远贸易有限公司",
+                      "invoice_number": "24310000000012345678", "transaction_date": "2024-03-05", "total": 1130.0,
+                      "currency": "CNY"}) == {}
+    assert ex.confidence["transaction_date"] >= 0.9 and ex.notes["merchant_name"] == ["once"]

@@ -157,11 +157,11 @@ def _reread(up: str, start: int, end: int, d, month_first: bool):
 def _date_context(doc: _Doc, l: _IL, before: str) -> tuple[str, list[_IL]]:
     """The label of a date: the words before it in its own box, else the box just left of it on
     its row, else the label printed over it (a header row over a row of values)."""
-    if re.search(r"[A-Z]{2}", before):
+    if re.search(r"[A-Z]{2}|[\u4e00-\u9fff]{2}", before):
         return before[-45:], [l]
     for o in doc.left_of(l)[:1]:
         label_like = _digits(o.fold) == 0 or re.search(r"[:：]\s*$|\b(?:VOM|DU|LE|ON|DATED)\s*$", o.fold)
-        if (l.x0 - o.x1 <= max(15 * max(doc.med_h, l.h), 0.3 * doc.width) and re.search(r"[A-Z]{2}", o.fold)
+        if (l.x0 - o.x1 <= max(15 * max(doc.med_h, l.h), 0.3 * doc.width) and re.search(r"[A-Z]{2}|[\u4e00-\u9fff]{2}", o.fold)
                 and label_like):
             return o.fold[-45:], [o, l]
     above = doc.label_over(l)

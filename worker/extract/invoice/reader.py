@@ -48,10 +48,10 @@ def extract_invoice(lines: Any, default_currency: str | None = None, *, source: 
     put("document_kind", "invoice", [], 0.9 if _looks_like(doc, blocks, number) else 0.6)
     issuer = _issuer(doc, blocks)
     if issuer:
-        put("merchant_name", *issuer)
+        put("merchant_name", *_party_evidence(doc, *issuer))
     buyer = _buyer(blocks)
     if buyer and (not issuer or _fold(buyer[0]) != _fold(issuer[0])):
-        put("buyer_name", *buyer)
+        put("buyer_name", *_party_evidence(doc, *buyer))
     if number:
         put("invoice_number", *number, notes=["label_strong" if number[2] >= 0.9 else "label"])
     currency = _find_currency(doc, default_currency)
@@ -100,6 +100,16 @@ def extract_invoice(lines: Any, default_currency: str | None = None, *, source: 
                 break
         put("items", listed[:_MAX_ITEMS], used, conf, notes=notes)
     return ex
+
+
+def _party_evidence(doc: _Doc, name: str, used: Sequence[_IL], conf: float) -> tuple:
+    """A party's name with its notes: `repeated` (and a little more confidence) when the page
+    prints it again elsewhere (a footer, a bank line, a second address block), else `once`."""
+    key = _fold(name)
+    ids = {l.idx for l in used}
+    if len(key) >= 4 and any(l.idx not in ids and key in l.fold for l in doc.ls):
+        return name, used, corroborated(conf, 0.3), ["repeated"]
+    return name, used, conf, ["once"]
 
 
 def _printed_again(doc: _Doc, value: float, used: Sequence[_IL]) -> bool:
