@@ -28,7 +28,7 @@ from docket import duplicates, fx, policies
 from docket.errors import DocketError, NotFound
 from docket.representation import current_fields, job_json
 from docket.rules import Rule, default_rules_dir, load_rules
-from docket.rules.claim_checks import MAX_CLAIM_DOCUMENTS, evaluate_claim
+from docket.rules.claim_checks import MAX_CLAIM_DOCUMENTS, evaluate_claim, localized
 
 _SEVERITY = {d: i for i, d in enumerate(DECISIONS)}
 MAX_COMMENT = 5000
@@ -536,7 +536,7 @@ def claim_json(session: Session, claim: Claim, *, jobs: list[Job] | None = None)
         "status": claim.status,
         "decision": latest.decision_after if latest else claim.decision,
         "checks_decision": claim.decision,
-        "reasons": claim.reasons or [],
+        "reasons": [localized(r) for r in claim.reasons or []],  # in the reader's language
         "totals": ({k: claim.totals[k] for k in ("currency", "amount", "by_category", "deductible_vat")}
                    if claim.totals else None),
         "documents": claim.lines or [],

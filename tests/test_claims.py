@@ -109,6 +109,11 @@ def test_trip_with_railway_tickets(env):
     assert not fired(claim, "duplicate_across_claims") and not fired(claim, "lodging_over_city_cap")
     route = next(r for r in claim["reasons"] if r["check"] == "trip_route_mismatch")
     assert "南京南站" in route["message"] and "北京南站" in route["message"] and route["outcome"] == "needs_review"
+    assert "templates" not in route and "args" not in route
+    # In the reader's language: the policy's zh-Hans template with the values it was decided with.
+    zh = env["client"].get(f"/v1/claims/{claim['id']}", headers={**env["submitter"], "Accept-Language": "zh-CN"})
+    [zh_route] = [r for r in zh.get_json()["reasons"] if r["check"] == "trip_route_mismatch"]
+    assert zh_route["message"] == "火车票 20190827_180923.jpg（南京南站 至 北京南站）的出发站和到达站都不在 青岛市"
     # Totals in the policy's currency (MYR), converted at each ticket's date; input VAT of a railway
     # ticket is fare / 1.09 x 9%, converted alike.
     jobs = {j["id"]: j for j in claim["jobs"]}
@@ -332,6 +337,10 @@ def test_claim_checks_are_checked_when_the_policy_loads():
     no_param = source.replace("params.meal_daily_allowance * ", "params.meal_allowance * ")
     with pytest.raises(RuleError, match="params.meal_allowance is not defined"):
         load_rule_source(no_param, name="expense_policy")
+    klingon = source.replace("      zh-Hans: \"报销金额", "      tlh: \"报销金额")
+    assert klingon != source
+    with pytest.raises(RuleError, match="not one Docket speaks"):
+        load_rule_source(klingon, name="expense_policy")
     loose = source.replace("  - id: meals_over_daily_cap\n", "  - id: meals_over_daily_cap\n    for_each: document\n")
     with pytest.raises(RuleError, match="'jobs' is for claim-wide checks"):
         load_rule_source(loose, name="expense_policy")

@@ -58,6 +58,8 @@ class ClaimCheck:
     message: str
     for_each: bool = False
     jobs: str | None = None
+    #: The message in other languages: docket.i18n locale (``zh_Hans``) -> template.
+    messages: dict = field(default_factory=dict, compare=False)
     program: Any = field(default=None, compare=False, repr=False)
     jobs_program: Any = field(default=None, compare=False, repr=False)
 
@@ -69,8 +71,8 @@ class ClaimCheck:
         return self.program, self.jobs_program
 
     def __deepcopy__(self, memo):
-        return ClaimCheck(self.id, self.expr, self.outcome, self.message, self.for_each, self.jobs, self.program,
-                          self.jobs_program)
+        return ClaimCheck(self.id, self.expr, self.outcome, self.message, self.for_each, self.jobs,
+                          dict(self.messages), self.program, self.jobs_program)
 
     def __getstate__(self):  # compiled programs are not picklable; compiled again on first use
         return {**self.__dict__, "program": None, "jobs_program": None}
@@ -143,17 +145,62 @@ def compile_claim_checks(items: list[dict], params: dict, fail: Callable[..., Ex
             if problem:
                 raise fail(f"claim check {check_id!r}: {problem}", "claim_checks", index, key)
             programs[key] = compiled.program
-        for root, path in _PLACEHOLDER.findall(item["message"]):
-            if root == "params" and path.split(".")[1] not in params:
-                raise fail(f"claim check {check_id!r}: message refers to unknown params{path}",
-                           "claim_checks", index, "message")
-            if root == "doc" and not for_each:
-                raise fail(f"claim check {check_id!r}: {{doc...}} is only known to a for_each: document check",
-                           "claim_checks", index, "message")
-        checks.append(ClaimCheck(id=check_id, expr=item["expr"], outcome=item["outcome"], message=item["message"],
-                                 for_each=for_each, jobs=item.get("jobs"), program=programs["expr"],
-                                 jobs_program=programs.get("jobs")))
+        templates = _templates(item["message"], check_id, index, fail)
+        for locale, template in templates.items():
+            for root, path in _PLACEHOLDER.findall(template):
+                if root == "params" and path.split(".")[1] not in params:
+                    raise fail(f"claim check {check_id!r}: message refers to unknown params{path}",
+                               "claim_checks", index, "message")
+                if root == "doc" and not for_each:
+                    raise fail(f"claim check {check_id!r}: {{doc...}} is only known to a for_each: document check",
+                               "claim_checks", index, "message")
+        english = templates.pop("en")
+        checks.append(ClaimCheck(id=check_id, expr=item["expr"], outcome=item["outcome"], message=english,
+                                 for_each=for_each, jobs=item.get("jobs"), messages=templates,
+                                 program=programs["expr"], jobs_program=programs.get("jobs")))
     return tuple(checks)
+
+
+def _templates(message: Any, check_id: str, index: int, fail) -> dict[str, str]:
+    """{docket.i18n locale: template} of a message: a template (English), or {language tag: template}."""
+    from docket import i18n
+
+    if isinstance(message, str):
+        return {"en": message}
+    templates: dict[str, str] = {}
+    for tag, text in message.items():
+        locale = i18n.normalize(tag)
+        if locale is None or locale in templates:
+            raise fail(f"claim check {check_id!r}: message language {tag!r} is not one Docket speaks, or given "
+                       "twice", "claim_checks", index, "message")
+        templates[locale] = text
+    return templates
+
+
+def localized(reason: Any, locale: str | None = None) -> Any:
+    """A claim reason as shown to a reader of ``locale`` (default: the current language): its
+    template in that language rendered with the values it was decided with (``args``), on a copy."""
+    from docket import i18n
+
+    if not isinstance(reason, dict):
+        return reason
+    shown = {k: v for k, v in reason.items() if k not in ("templates", "args")}
+    locale = i18n.normalize(locale) or i18n.current()
+    templates = reason.get("templates")
+    if locale != i18n.DEFAULT and isinstance(templates, dict) and isinstance(templates.get(locale), str):
+        values = reason.get("args") or {}
+        shown["message"] = _PLACEHOLDER.sub(lambda m: str(values.get(m.group(1) + m.group(2), "unknown")),
+                                            templates[locale])
+    return shown
+
+
+def _args(templates: dict[str, str], sources: dict[str, Any]) -> dict[str, str]:
+    """Each placeholder of the templates as :func:`render` shows it (``claim.trip.city`` -> ``青岛``)."""
+    out = {}
+    for template in templates.values():
+        for match in _PLACEHOLDER.finditer(template):
+            out.setdefault(match.group(1) + match.group(2), render(match.group(0), sources))
+    return out
 
 
 def _format(value: Any) -> str:
@@ -203,9 +250,12 @@ def evaluate_claim(rule, claim: dict, documents: list[dict], totals: dict,
     reasons: list[dict] = []
     sources = {"params": rule.params, "claim": claim, "totals": totals}
 
-    def add(check: ClaimCheck, outcome: str, message: str, job_ids: list[str]) -> None:
+    def add(check: ClaimCheck, outcome: str, message: str, job_ids: list[str], shown: dict | None = None) -> None:
         reasons.append({"check": check.id, "outcome": outcome, "message": message, "job_ids": job_ids,
                         "rule": rule.name, "rule_version": rule.version})
+        if shown is not None and check.messages:  # other languages: shown on reading (localized)
+            templates = {**check.messages, "en": check.message}
+            reasons[-1].update(templates=templates, args=_args(templates, shown))
 
     for check in checks:
         program, jobs_program = check.runners()
@@ -221,7 +271,8 @@ def evaluate_claim(rule, claim: dict, documents: list[dict], totals: dict,
                     add(check, "needs_review", f"could not evaluate: expression returned {_cel_type_name(result)}, "
                         "not bool", [doc["job_id"]])
                 elif not result:
-                    add(check, check.outcome, render(check.message, {**sources, "doc": doc}), [doc["job_id"]])
+                    here = {**sources, "doc": doc}
+                    add(check, check.outcome, render(check.message, here), [doc["job_id"]], here)
             continue
         try:
             result = program.execute(context)
@@ -241,5 +292,5 @@ def evaluate_claim(rule, claim: dict, documents: list[dict], totals: dict,
                 job_ids = [j for j in all_ids if j in {str(x) for x in named}] if isinstance(named, list) else all_ids
             except Exception:
                 job_ids = all_ids
-        add(check, check.outcome, render(check.message, sources), job_ids)
+        add(check, check.outcome, render(check.message, sources), job_ids, sources)
     return reasons

@@ -47,6 +47,18 @@ MAX_PERSONAL_FIELDS = 100
 RETENTION_PATTERN = "^[1-9][0-9]{0,5}[dh]$"
 RETENTION_KINDS = ("documents", "text")
 
+#: A check's message: one template, or a map of language tag -> template (``en`` required:
+#: the stored reason's text; ``zh-Hans`` etc. rendered for readers of that language, docket/reasons.py).
+LOCALE_TAG = "^[A-Za-z]{2,3}([-_][A-Za-z0-9]{2,8}){0,3}$"
+MESSAGE_SCHEMA: dict[str, Any] = {
+    "oneOf": [
+        {"type": "string", "minLength": 1, "maxLength": MAX_MESSAGE_CHARS},
+        {"type": "object", "required": ["en"], "minProperties": 1, "maxProperties": 20,
+         "propertyNames": {"pattern": LOCALE_TAG},
+         "additionalProperties": {"type": "string", "minLength": 1, "maxLength": MAX_MESSAGE_CHARS}},
+    ],
+}
+
 #: Claim checks in one policy (each ``for_each: document`` one runs once per document of a claim).
 MAX_CLAIM_CHECKS = 50
 
@@ -64,21 +76,9 @@ CLAIM_CHECKS_SCHEMA: dict[str, Any] = {
             "expr": {"type": "string", "minLength": 1, "maxLength": MAX_EXPR_CHARS},
             "jobs": {"type": "string", "minLength": 1, "maxLength": MAX_EXPR_CHARS},  # the job ids concerned
             "outcome": {"enum": list(OUTCOMES)},
-            "message": {"type": "string", "minLength": 1, "maxLength": MAX_MESSAGE_CHARS},
+            "message": MESSAGE_SCHEMA,  # a template, or {language: template}
         },
     },
-}
-
-#: A check's message: one template, or a map of language tag -> template (``en`` required:
-#: the stored reason's text; ``zh-Hans`` etc. rendered for readers of that language, docket/reasons.py).
-LOCALE_TAG = "^[A-Za-z]{2,3}([-_][A-Za-z0-9]{2,8}){0,3}$"
-MESSAGE_SCHEMA: dict[str, Any] = {
-    "oneOf": [
-        {"type": "string", "minLength": 1, "maxLength": MAX_MESSAGE_CHARS},
-        {"type": "object", "required": ["en"], "minProperties": 1, "maxProperties": 20,
-         "propertyNames": {"pattern": LOCALE_TAG},
-         "additionalProperties": {"type": "string", "minLength": 1, "maxLength": MAX_MESSAGE_CHARS}},
-    ],
 }
 
 #: JSON Schema of a rule file (the YAML, after parsing).
