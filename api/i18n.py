@@ -9,13 +9,20 @@ Templates format dates, numbers and money for it with Flask-Babel's filters (``f
 """
 from __future__ import annotations
 
+import json
+import re
 import time
+from functools import lru_cache
+from pathlib import Path
 
 from flask import Flask, g, request, session
 from flask_babel import Babel, get_locale
 
 from docket import i18n
+from docket.i18n import N_
+from docket.reasons import localize_all
 
+STATIC_DIR = Path(__file__).with_name("static") / "dashboard"
 #: The query parameter that picks a language (``?lang=zh-Hans``).
 LANG_PARAM = "lang"
 _TENANT_DEFAULTS: dict[str, tuple[float, str | None]] = {}
@@ -129,6 +136,10 @@ def init_app(app: Flask) -> None:
         lang_url=lang_url,
     )
     app.jinja_env.filters["money"] = money
+    app.jinja_env.filters["localized_reasons"] = localize_all
+    app.jinja_env.globals["label"] = i18n.label
+    app.jinja_env.filters["label"] = i18n.label
+    app.jinja_env.globals["js_strings"] = js_strings
 
 
 def lang_url(locale: str) -> str:
@@ -138,6 +149,33 @@ def lang_url(locale: str) -> str:
     args = [(k, v) for k, v in request.args.items(multi=True) if k != LANG_PARAM]
     args.append((LANG_PARAM, i18n.tag(locale)))
     return f"{request.path}?{urlencode(args)}"
+
+
+_JS_CALL = re.compile(r"""\bt\(\s*"((?:[^"\\]|\\.)*)"\s*[,)]""")
+
+
+@lru_cache(maxsize=1)
+def js_messages() -> tuple[str, ...]:
+    """The strings the dashboard's scripts show, as written in them: ``t("…")`` calls."""
+    out = []
+    for path in sorted(STATIC_DIR.glob("*.js")):
+        for match in _JS_CALL.finditer(path.read_text(encoding="utf-8")):
+            text = json.loads(f'"{match.group(1)}"')
+            if text not in out:
+                out.append(text)
+    return tuple(out)
+
+
+def js_strings() -> dict:
+    """English -> the request's language for every script string (dashboard/base.html puts it in
+    the page as JSON; the scripts' t() reads it). Empty in English."""
+    locale = str(get_locale() or i18n.DEFAULT)
+    if locale == i18n.DEFAULT:
+        return {}
+    catalog = i18n.translations(locale)
+    out = {text: catalog.gettext(text) for text in js_messages()}
+    out.update({value: i18n.label(value) for value in i18n.LABELS})  # decisions, statuses, stages
+    return out
 
 
 #: Each language's name in itself, for the switch.

@@ -10,6 +10,7 @@ from api.jobs import tenant_job
 from db.models import WebhookAttempt, WebhookDelivery, WebhookSubscription
 from db.queries import as_utc
 from docket.errors import DocketError, NotFound
+from docket import i18n
 from docket.submission import check_callback_url
 from docket.webhooks.outbox import EVENT_TYPES
 from docket.webhooks.signing import new_secret as new_webhook_secret
@@ -25,7 +26,7 @@ def _time(value):
 
 def subscription_json(sub: WebhookSubscription, secret: bool = False) -> dict:
     body = {"id": sub.id, "url": sub.url, "event_types": sub.event_types, "active": sub.active,
-            "created_at": _time(sub.created_at)}
+            "language": i18n.tag(sub.locale or i18n.DEFAULT), "created_at": _time(sub.created_at)}
     if secret:
         body["secret"] = sub.secret  # shown at creation only
     return body
@@ -63,8 +64,14 @@ def create_subscription():
     if not url or not isinstance(events, list) or not events or any(e not in EVENT_TYPES for e in events):
         raise DocketError(f"'url' is required and 'event_types' must be a non-empty list of {', '.join(EVENT_TYPES)}.",
                           code="invalid_subscription", status=422, title="Invalid subscription")
+    # The language of the reasons in its payloads: "en" (as stored) or "zh-Hans" (docket/reasons.py).
+    language = body.get("language")
+    locale = i18n.normalize(language) if language is not None else i18n.DEFAULT
+    if locale is None:
+        raise DocketError(f"'language' must be one of {', '.join(i18n.TAGS.values())}.",
+                          code="invalid_subscription", status=422, title="Invalid subscription")
     sub = WebhookSubscription(tenant_id=principal().tenant_id, url=url, event_types=sorted(set(events)),
-                              secret=new_webhook_secret())
+                              secret=new_webhook_secret(), locale=None if locale == i18n.DEFAULT else locale)
     session = context.db()
     session.add(sub)
     session.commit()

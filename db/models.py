@@ -50,6 +50,8 @@ class Tenant(Base):
     # Signs per-request callback_url deliveries (Standard Webhooks `whsec_...`).
     webhook_secret: Mapped[str] = mapped_column(SealedSecret)  # encrypted at rest (db/sealed.py)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # The language of people with no choice of their own (docket.i18n: "en", "zh_Hans"); None: English.
+    default_locale: Mapped[str | None] = mapped_column(String(16))
 
 
 class ApiKey(Base):
@@ -64,6 +66,8 @@ class ApiKey(Base):
     key_hash: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     revoked_at: Mapped[datetime | None]
+    # The dashboard's language switch, remembered for the key (docket.i18n locale).
+    locale: Mapped[str | None] = mapped_column(String(16))
 
 
 class DashboardSession(Base):
@@ -306,6 +310,8 @@ class WebhookSubscription(Base):
     secret: Mapped[str] = mapped_column(SealedSecret)  # encrypted at rest (db/sealed.py)
     active: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # The language of the reasons in its payloads (docket.i18n locale; None: English, as stored).
+    locale: Mapped[str | None] = mapped_column(String(16))
 
 
 class WebhookDelivery(Base):

@@ -154,6 +154,34 @@ def N_(message: str) -> str:
     return message
 
 
+#: Values shown as words: decisions, job statuses, policy statuses, stages (the values never change;
+#: their labels do). The dashboard's script gets the same labels (dashboard/base.html).
+LABELS = {
+    "approve": N_("approve"), "needs_review": N_("needs review"), "reject": N_("reject"), "pending": N_("pending"),
+    "none": N_("pending"), "queued": N_("queued"), "running": N_("running"), "succeeded": N_("succeeded"),
+    "failed": N_("failed"), "reading": N_("reading"), "checking": N_("checking"), "uploading": N_("uploading"),
+    "rejected": N_("rejected"), "draft": N_("draft"), "active": N_("active"), "archived": N_("archived"),
+    "builtin": N_("built-in"), "inactive": N_("inactive"), "added": N_("added"), "removed": N_("removed"),
+    "changed": N_("changed"), "activate": N_("activate"), "rollback": N_("rollback"), "roll_back": N_("roll back"),
+    "prompt": N_("prompt"), "fields": N_("fields schema"), "document_type": N_("document type"),
+    "unknown version": N_("unknown version"), "unchanged": N_("unchanged"), "submitter": N_("submitter"), "reviewer": N_("reviewer"), "admin": N_("admin"),
+}
+
+
+def label(value) -> str:
+    """A decision, status or stage as a word in the request's language (unknown values as they are)."""
+    if value is None:
+        value = "pending"
+    text = LABELS.get(str(value))
+    return gettext(text) if text else str(value).replace("_", " ")
+
+
+def value_word(value) -> str:
+    """A decision or status inside a sentence: the value itself in English (needs_review, as the
+    English pages always showed it), its word in other languages."""
+    return str(value) if current() == DEFAULT else label(value)
+
+
 def babel_locale(locale: str | None = None) -> Locale:
     try:
         return Locale.parse(locale or current())

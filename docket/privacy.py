@@ -41,7 +41,7 @@ from db.review_queue import summarize
 from docket import page_cache, storage
 from docket.config import Settings
 from docket.errors import DocketError, NotFound
-from docket.representation import job_json
+from docket.representation import job_json, webhook_job_json
 from docket.rules import Rule
 
 log = logging.getLogger(__name__)
@@ -194,7 +194,7 @@ def erase(session: Session, settings: Settings, job: Job, rule: Rule | None, *, 
     session.flush()
     from docket.webhooks.outbox import record_event
 
-    record_event(session, tenant_id=job.tenant_id, event_type="job.erased", data=job_json(job),
+    record_event(session, tenant_id=job.tenant_id, event_type="job.erased", data=webhook_job_json(job),
                  job_id=job.id, batch_id=job.batch_id, callback_url=job.callback_url)
     return job
 

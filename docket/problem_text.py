@@ -68,6 +68,10 @@ PROBLEMS: dict[str, tuple[str, str]] = {
     "purged": (N_("Purged"), N_("This document was deleted under the retention policy.")),
     "invalid_erasure": (N_("Invalid erasure"), N_("The erasure request is invalid.")),
     "job_not_finished": (N_("Job not finished"), N_("The job has not finished yet; try again when it has.")),
+    # Expense claims
+    "invalid_claim": (N_("Invalid claim"), N_("The expense claim is invalid.")),
+    "claim_decided": (N_("Claim decided"), N_("Documents can be added to an open claim only; this one is decided.")),
+    "claim_too_large": (N_("Claim too large"), N_("The claim has more documents than one claim may hold.")),
     # Capacity and outages
     "queue_full": (N_("Queue full"), N_("Too much work is waiting; try again shortly.")),
     "too_many_streams": (N_("Too many event streams"), N_("Too many live streams are open; close some and retry.")),

@@ -6,6 +6,7 @@ from typing import Any
 
 from db.models import Batch, Job, Review
 from db.queries import as_utc
+from docket import i18n
 from docket.reasons import localize_all
 
 
@@ -103,6 +104,17 @@ def job_json(job: Job, *, history: bool = False) -> dict:
         )
     if history:
         body["decisions"] = decisions_json(job)
+    return body
+
+
+def webhook_job_json(job: Job) -> dict:
+    """A job as a webhook payload carries it: its reasons as stored, whatever language the request
+    that caused it speaks; each delivery renders them in its subscription's language
+    (docket/webhooks/outbox.py: in_language)."""
+    with i18n.using(i18n.DEFAULT):
+        body = job_json(job)
+    if job.decision is not None and isinstance(job.decision.reasons, list):
+        body["reasons"] = [dict(r) if isinstance(r, dict) else r for r in job.decision.reasons]
     return body
 
 

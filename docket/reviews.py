@@ -15,7 +15,7 @@ from db.review_queue import queue_values
 from db.queries import as_utc
 from docket import duplicates, fx, invoice_facts
 from docket.errors import DocketError
-from docket.representation import current_fields, job_json
+from docket.representation import current_fields, job_json, webhook_job_json
 from docket.rules import Rule, evaluate
 from docket.webhooks.outbox import record_event
 
@@ -96,6 +96,6 @@ def add_review(session: Session, job: Job, *, decision: Any, comment: Any, field
     job.second_look_at = job.second_look_reason = None  # a person has looked again
     session.flush()
 
-    record_event(session, tenant_id=job.tenant_id, event_type="review.updated", data=job_json(job),
+    record_event(session, tenant_id=job.tenant_id, event_type="review.updated", data=webhook_job_json(job),
                  job_id=job.id, batch_id=job.batch_id, callback_url=job.callback_url, now=now)
     return review

@@ -19,6 +19,7 @@ from api.dashboard import presenters, streams, uploads
 from api.dashboard.access import tenant_wide, tenant_wide_only, visible_batch, visible_job
 from api.dashboard.session import (SignInRefused, current, sign_in, sign_out, sign_out_everywhere, signed_in,
                                    wants_data)
+from api.auth import Forbidden
 from api.documents import document_response, page_response
 from api.privacy import redacted_response
 from api.export import csv_response
@@ -28,6 +29,9 @@ from db import queries, stats
 from db.models import DECISIONS, JOB_STATUSES, Job
 from docket import reviews
 from docket.errors import DocketError
+from babel.dates import format_date
+
+from docket import i18n
 from docket.problem_text import localize
 
 bp = Blueprint("dashboard", __name__, url_prefix="/dashboard")
@@ -250,12 +254,14 @@ def review_post(job_id: str):
                                     duplicate_distance=context.settings().duplicate_distance)
     except DocketError as refused:
         session.rollback()
-        flash(refused.detail, "error")
+        flash(localize(refused.code, refused.title, refused.detail)[1], "error")
         return redirect(url_for("dashboard.job_page", job_id=job.id))
     session.commit()
-    flash(f"Saved: {job.filename or job.id} is now {job.current_decision}.", "ok")
+    flash(i18n.gettext("Saved: %(job)s is now %(decision)s.", job=job.filename or job.id,
+                       decision=i18n.value_word(job.current_decision)), "ok")
     if review.policy_after and review.policy_after["decision"] != review.decision_after:
-        flash(f"Note: on the corrected fields the {rule.name} checks say {review.policy_after['decision']}.", "warn")
+        flash(i18n.gettext("Note: on the corrected fields the %(rule)s checks say %(decision)s.", rule=rule.name,
+                           decision=i18n.value_word(review.policy_after["decision"])), "warn")
     if request.form.get("then") == "next":
         following = _next_in_queue(job)
         if following is not None:
@@ -267,7 +273,10 @@ def review_post(job_id: str):
 @bp.get("/jobs/<job_id>/document")
 @signed_in
 def document(job_id: str):
-    return document_response(visible_job(job_id))
+    job = visible_job(job_id)
+    if _redacted_for_viewer(job):  # the original shows what the redacted copies black out
+        raise Forbidden("This policy shows its documents to people who are not admins as redacted copies only.")
+    return document_response(job)
 
 
 @bp.get("/jobs/<job_id>/pages/<int:number>")
@@ -337,8 +346,13 @@ bp.add_app_template_global(tenant_wide, "sees_tenant")
 
 @bp.app_template_filter("when")
 def when(value) -> str:
+    """A moment in UTC, written the reader's way (2026-12-07 15:04 UTC; 2026年12月7日 15:04 UTC)."""
     value = queries.as_utc(value)
-    return value.strftime("%Y-%m-%d %H:%M UTC") if value else ""
+    if not value:
+        return ""
+    if i18n.current() == i18n.DEFAULT:
+        return value.strftime("%Y-%m-%d %H:%M UTC")
+    return f"{format_date(value, 'long', locale=i18n.babel_locale())} {value:%H:%M} UTC"
 
 
 @bp.app_template_filter("size")
@@ -347,7 +361,7 @@ def size(value) -> str:
     for unit, scale in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
         if value >= scale:
             return f"{value / scale:.3g} {unit}"
-    return f"{value:.0f} bytes"
+    return i18n.gettext("%(n)s bytes", n=f"{value:.0f}")
 
 
 @bp.app_template_filter("seconds")
@@ -356,7 +370,7 @@ def seconds(value) -> str:
         return "–"
     value = float(value)
     if value < 120:
-        return f"{value:.1f} s"
+        return i18n.gettext("%(n)s s", n=f"{value:.1f}")
     if value < 7200:
-        return f"{value / 60:.1f} min"
-    return f"{value / 3600:.1f} h"
+        return i18n.gettext("%(n)s min", n=f"{value / 60:.1f}")
+    return i18n.gettext("%(n)s h", n=f"{value / 3600:.1f}")

@@ -14,8 +14,10 @@ from api.dashboard.access import check_tenant_wide
 from api.dashboard.presenters import simulation_chart
 from api.dashboard.session import current, signed_in
 from db.models import DECISIONS
-from docket import policies, runs, simulation
+from docket import i18n, policies, runs, simulation
 from docket.errors import DocketError
+from docket.i18n import N_
+from docket.problem_text import localize
 from docket.queues import CPU_QUEUE, POLICY_RUN_TASK
 
 bp = Blueprint("dashboard_policies", __name__, url_prefix="/dashboard/policies")
@@ -98,8 +100,10 @@ def push(name: str):
         return _policy_page(name, source=source, status=422,
                             error={"detail": refused.detail, **refused.extra})
     session.commit()
-    flash(f"Stored {name} {view.version[:19]} as a {view.status}." if created
-          else f"That source is already version {view.version[:19]} ({view.status}).", "ok")
+    flash(i18n.gettext("Stored %(name)s %(version)s as a %(status)s.", name=name, version=view.version[:19],
+                       status=i18n.value_word(view.status)) if created
+          else i18n.gettext("That source is already version %(version)s (%(status)s).", version=view.version[:19],
+                            status=i18n.value_word(view.status)), "ok")
     return redirect(url_for("dashboard_policies.version_page", name=name, version=view.version))
 
 
@@ -142,8 +146,10 @@ def activate(name: str, version: str):
     done = policies.activate(session, who.tenant_id, name, version, context.rules(), actor=who.display_name,
                              actor_key_id=who.key_id)
     session.commit()
-    verb = {"rollback": "Rolled back to", "activate": "Activated", "unchanged": "Already active:"}[done["action"]]
-    flash(f"{verb} {name} {done['version'][:19]}; new submissions use it.", "ok")
+    said = {"rollback": N_("Rolled back to %(name)s %(version)s; new submissions use it."),
+            "activate": N_("Activated %(name)s %(version)s; new submissions use it."),
+            "unchanged": N_("Already active: %(name)s %(version)s; new submissions use it.")}[done["action"]]
+    flash(i18n.gettext(said, name=name, version=done["version"][:19]), "ok")
     return redirect(url_for("dashboard_policies.policy", name=name))
 
 
@@ -157,7 +163,7 @@ def simulate(name: str, version: str):
     try:
         flt = simulation.PolicyFilter.parse({k: v for k, v in form.items() if v})
     except DocketError as refused:
-        flash(refused.detail, "error")
+        flash(localize(refused.code, refused.title, refused.detail)[1], "error")
         return redirect(url_for("dashboard_policies.version_page", name=name, version=version))
     candidate = policies.find_rule(session, tenant, name, version, builtins)
     total = simulation.count(session, tenant, name, flt)

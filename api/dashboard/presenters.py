@@ -8,6 +8,8 @@ from typing import Any
 
 from db.models import Job
 from db.queries import as_utc
+from docket import i18n
+from docket.i18n import N_
 from docket.representation import current_fields
 from docket.rules import Rule
 
@@ -30,15 +32,17 @@ class FieldRow:
         return self.kind == "json" or "\n" in self.shown or len(self.shown) > 80
 
 
-# What each field source means, for the dashboard's tooltips.
+# What each field source means, for the dashboard's tooltips (translated where shown).
 SOURCE_TITLES = {
-    "embedded_xml": "read from the e-invoice's own data (exact)",
-    "qr": "read from the invoice's QR code",
-    "text_layer": "read from the PDF's text",
-    "ocr": "read from the page image (OCR)",
-    "model": "read by the vision-language model",
-    "review": "set by a reviewer",
+    "embedded_xml": N_("read from the e-invoice's own data (exact)"),
+    "qr": N_("read from the invoice's QR code"),
+    "text_layer": N_("read from the PDF's text"),
+    "ocr": N_("read from the page image (OCR)"),
+    "model": N_("read by the vision-language model"),
+    "review": N_("set by a reviewer"),
 }
+# The sources' short names, as the page shows them (English: the value itself).
+SOURCE_NAMES = (N_("embedded_xml"), N_("qr"), N_("text_layer"), N_("ocr"), N_("model"), N_("review"))
 
 
 def _shown(value: Any) -> str:
@@ -115,32 +119,44 @@ class TrailEntry:
 
 
 def trail(job: Job) -> list[TrailEntry]:
-    """The job's history, oldest first: submitted, picked up, decided, then every review."""
-    entries = [TrailEntry(as_utc(job.created_at), "submitted", detail=job.filename or "")]
+    """The job's history, oldest first: submitted, picked up, decided, then every review (in the
+    request's language: docket.i18n)."""
+    _ = i18n.gettext
+
+    label = i18n.value_word  # English keeps the values themselves (needs_review), as it always showed them
+    entries = [TrailEntry(as_utc(job.created_at), _("submitted"), detail=job.filename or "")]
     if job.cached_from:
-        entries.append(TrailEntry(as_utc(job.finished_at), "decision reused", detail=f"identical to job {job.cached_from}"))
+        entries.append(TrailEntry(as_utc(job.finished_at), _("decision reused"),
+                                  detail=_("identical to job %(job)s", job=job.cached_from)))
     elif job.started_at:
-        entries.append(TrailEntry(as_utc(job.started_at), "analysis started", detail=f"attempt {job.attempts}"))
+        entries.append(TrailEntry(as_utc(job.started_at), _("analysis started"),
+                                  detail=_("attempt %(n)s", n=job.attempts)))
     if job.status == "failed":
-        entries.append(TrailEntry(as_utc(job.finished_at), "failed", detail=f"{job.error_code}: {job.error_message}"))
+        entries.append(TrailEntry(as_utc(job.finished_at), label("failed"), detail=f"{job.error_code}: {job.error_message}"))
     previous = None
     for decision in reversed(job.decisions):  # oldest first
         if decision.kind == "redecision":
-            what = (f"re-decided: {previous} → {decision.decision}" if previous and previous != decision.decision
-                    else f"re-decided: {decision.decision} (unchanged)")
+            what = (_("re-decided: %(before)s → %(after)s", before=label(previous), after=label(decision.decision))
+                    if previous and previous != decision.decision
+                    else _("re-decided: %(decision)s (unchanged)", decision=label(decision.decision)))
             entries.append(TrailEntry(as_utc(decision.created_at), what, who=decision.created_by or "",
-                                      detail=f"policy {decision.rule_name} {decision.rule_version[:19]}"))
+                                      detail=_("policy %(name)s %(version)s", name=decision.rule_name,
+                                               version=decision.rule_version[:19])))
         else:
-            what = "decided" if previous is None else "re-analysed"
-            entries.append(TrailEntry(as_utc(decision.created_at), f"{what}: {decision.decision}",
+            what = (_("decided: %(decision)s", decision=label(decision.decision)) if previous is None
+                    else _("re-analysed: %(decision)s", decision=label(decision.decision)))
+            entries.append(TrailEntry(as_utc(decision.created_at), what,
                                       who=decision.analyzer + (f" · {decision.model}" if decision.model else ""),
                                       detail="" if previous is None else
-                                      f"policy {decision.rule_name} {decision.rule_version[:19]}"))
+                                      _("policy %(name)s %(version)s", name=decision.rule_name,
+                                        version=decision.rule_version[:19])))
         previous = decision.decision
     for review in job.reviews:
         changes = [(name, _shown(review.fields_before.get(name)), _shown(review.fields_after.get(name)))
                    for name in review.changed_fields]
-        entries.append(TrailEntry(as_utc(review.created_at), f"reviewed: {review.decision_before} → {review.decision_after}",
+        entries.append(TrailEntry(as_utc(review.created_at),
+                                  _("reviewed: %(before)s → %(after)s", before=label(review.decision_before),
+                                    after=label(review.decision_after)),
                                   who=review.reviewer, detail=review.comment, changes=changes,
                                   policy=review.policy_after))
     # Re-decisions can come after reviews: in time order (stable, so same-instant entries keep theirs).
@@ -198,6 +214,9 @@ def rule_totals(per_day: list[dict]) -> list[dict]:
             for name, counts in sorted(rules.items())]
 
 
+WHEN = {"now": N_("now"), "simulated": N_("simulated")}
+
+
 def simulation_chart(result: dict, *, width: float = 640, bar: float = 26, gap: float = 10) -> dict:
     """Jobs per decision now (each job's newest decision) and under the simulated version, as
     pairs of horizontal SVG bars, plus one bar per transition."""
@@ -216,13 +235,13 @@ def simulation_chart(result: dict, *, width: float = 640, bar: float = 26, gap: 
         for when, counts in (("now", before), ("simulated", after)):
             n = counts.get(decision, 0)
             rows.append({"y": y, "w": round(n * scale, 2), "n": n, "cls": decision, "when": when,
-                         "label": f"{decision.replace('_', ' ')} · {when}"})
+                         "label": f"{i18n.label(decision)} · {i18n.gettext(WHEN[when])}"})
             y += bar
         y += gap
     moves = []
     for key, n in sorted(transitions.items(), key=lambda kv: -kv[1]):
         source, _, target = key.partition("→")
-        moves.append({"y": y, "w": round(n * scale, 2), "n": n, "cls": target, "label": key.replace("_", " ").replace("→", " → "),
+        moves.append({"y": y, "w": round(n * scale, 2), "n": n, "cls": target, "label": f"{i18n.label(source)} → {i18n.label(target)}",
                       "key": key})
         y += bar
     return {"rows": rows, "moves": moves, "height": y + 4, "width": width, "label_width": label, "bar": bar - 6}

@@ -31,5 +31,7 @@ def accept(who: Principal) -> tuple[dict, int]:
 
 def refused_summary(rejected: list[dict]) -> str:
     """The refused files in one line, for the page the script-less form lands on."""
-    return f"{len(rejected)} file(s) refused: " + "; ".join(
-        f"{r['filename'] or 'file ' + str(r['index'] + 1)}: {r['detail']}" for r in rejected)
+    from docket import i18n
+
+    return i18n.gettext("%(n)s file(s) refused: ", n=len(rejected)) + "; ".join(
+        f"{r['filename'] or i18n.gettext('file %(n)s', n=r['index'] + 1)}: {r['detail']}" for r in rejected)

@@ -16,6 +16,8 @@ from sqlalchemy import bindparam, event, select
 from sqlalchemy.orm import Session
 
 from db.models import WebhookDelivery, WebhookSubscription
+from docket import i18n
+from docket.reasons import localize_all
 
 EVENT_TYPES = ("job.succeeded", "job.failed", "batch.completed", "review.updated", "job.redecided", "job.erased",
                "claim.decided", "claim.reviewed", "claim.redecided")
@@ -67,9 +69,24 @@ def _utc(now: datetime | None) -> datetime:
 def _active_subscriptions():
     # Core, built once: every finished job runs it, and building it cost more than running it.
     subscriptions = WebhookSubscription.__table__
-    return (select(subscriptions.c.id, subscriptions.c.url, subscriptions.c.event_types)
+    return (select(subscriptions.c.id, subscriptions.c.url, subscriptions.c.event_types, subscriptions.c.locale)
             .where(subscriptions.c.tenant_id == bindparam("tenant_id"), subscriptions.c.active.is_(True))
             .order_by(subscriptions.c.created_at, subscriptions.c.id))
+
+
+def in_language(payload: dict, locale: str | None) -> dict:
+    """The payload with its reasons in the subscription's language (a copy; None: English, as
+    stored). Reasons as stored carry how to show them in other languages (docket/reasons.py)."""
+    return {**payload, "data": _localized(payload.get("data"), i18n.normalize(locale) or i18n.DEFAULT)}
+
+
+def _localized(value: Any, locale: str) -> Any:
+    if isinstance(value, dict):
+        return {k: (localize_all(v, locale) if k == "reasons" and isinstance(v, list) else _localized(v, locale))
+                for k, v in value.items()}
+    if isinstance(value, list):
+        return [_localized(v, locale) for v in value]
+    return value
 
 
 def record_event(session: Session, *, tenant_id: str, event_type: str, data: dict[str, Any],
@@ -88,18 +105,18 @@ def record_event(session: Session, *, tenant_id: str, event_type: str, data: dic
         raise ValueError(f"unknown webhook event type {event_type!r}; expected one of {EVENT_TYPES}")
     now = _utc(now)
     payload = {"type": event_type, "timestamp": now.isoformat(), "data": data}
-    targets: list[tuple[str, str | None]] = []
+    targets: list[tuple[str, str | None, str | None]] = []
     if callback_url:
-        targets.append((callback_url, None))
+        targets.append((callback_url, None, None))
     for sub in session.connection().execute(_active_subscriptions(), {"tenant_id": tenant_id}):
         # event_types is a JSON list: filtered here, the same on SQLite and Postgres.
         if event_type in (sub.event_types or ()):
-            targets.append((sub.url, sub.id))
+            targets.append((sub.url, sub.id, sub.locale))
     deliveries = []
-    for url, subscription_id in targets:
+    for url, subscription_id, locale in targets:
         delivery = WebhookDelivery(
             id=new_message_id(), tenant_id=tenant_id, event_type=event_type, job_id=job_id,
-            batch_id=batch_id, subscription_id=subscription_id, url=url, payload=payload,
+            batch_id=batch_id, subscription_id=subscription_id, url=url, payload=in_language(payload, locale),
             status="pending", attempts=0, next_attempt_at=now, created_at=now)
         session.add(delivery)
         deliveries.append(delivery)

@@ -5,6 +5,20 @@
 (function () {
   "use strict";
 
+  // The page's language: the strings below are English; the page carries their translations
+  // (dashboard/base.html, #i18n-strings). t("Submit {n} files", {n: 3}).
+  var strings = {};
+  try { strings = JSON.parse(document.getElementById("i18n-strings").textContent) || {}; } catch (e) { strings = {}; }
+  function t(text, values) {
+    var out = strings[text] || text;
+    Object.keys(values || {}).forEach(function (k) { out = out.split("{" + k + "}").join(String(values[k])); });
+    return out;
+  }
+  var lang = document.documentElement.lang || "en";
+  function amount(n) {
+    try { return n.toLocaleString(lang, {minimumFractionDigits: 2, maximumFractionDigits: 2}); } catch (e) { return n.toFixed(2); }
+  }
+
   function el(tag, attrs, text) {
     var node = document.createElement(tag);
     Object.keys(attrs || {}).forEach(function (k) { node.setAttribute(k, attrs[k]); });
@@ -13,7 +27,7 @@
   }
 
   function badge(decision) {
-    return el("span", {"class": "badge " + (decision || "none")}, (decision || "pending").replace(/_/g, " "));
+    return el("span", {"class": "badge " + (decision || "none")}, t(decision || "pending"));
   }
 
   function size(n) {
@@ -21,11 +35,11 @@
     for (var i = 0; i < units.length; i++) {
       if (n >= units[i][1]) return (n / units[i][1]).toPrecision(3).replace(/\.?0+$/, "") + " " + units[i][0];
     }
-    return n + " bytes";
+    return t("{n} bytes", {n: n});
   }
 
   function statusText(job) {
-    return job.stage && job.status === "running" ? "running · " + job.stage : job.status;
+    return job.stage && job.status === "running" ? t("running") + " · " + t(job.stage) : t(job.status);
   }
 
   function reasonsList(job) {
@@ -39,7 +53,7 @@
         item.appendChild(document.createTextNode(" " + (r.message || "")));
         list.appendChild(item);
       });
-      if (!job.reasons.length) list.appendChild(el("li", {"class": "approve"}, "No check fired."));
+      if (!job.reasons.length) list.appendChild(el("li", {"class": "approve"}, t("No check fired.")));
     }
     return list;
   }
@@ -97,7 +111,7 @@
     function setProblem(item, code, detail) {
       item.row.classList.add("rejected");
       item.row.dataset.problem = code;
-      cell(item.row, "state").textContent = "rejected";
+      cell(item.row, "state").textContent = t("rejected");
       var problem = cell(item.row, "reasons");
       problem.textContent = "";
       problem.appendChild(el("span", {"class": "problem"}, detail));
@@ -113,11 +127,11 @@
         var bar = el("progress", {max: String(file.size || 1), value: "0"});
         progress.appendChild(bar);
         row.appendChild(progress);
-        row.appendChild(el("td", {"class": "state"}, "ready"));
+        row.appendChild(el("td", {"class": "state"}, t("ready")));
         row.appendChild(el("td", {"class": "decision"}));
         row.appendChild(el("td", {"class": "reasons"}));
         var remove = el("td", {"class": "remove"});
-        var button = el("button", {type: "button", "class": "link", title: "Leave this file out"}, "remove");
+        var button = el("button", {type: "button", "class": "link", title: t("Leave this file out")}, t("remove"));
         remove.appendChild(button);
         row.appendChild(remove);
         var item = {file: file, row: row, bar: bar, tooLarge: file.size > maxBytes, decided: 0};
@@ -128,7 +142,7 @@
         });
         if (item.tooLarge) {
           // Checked here against the server's own limit: no point sending what it must refuse.
-          setProblem(item, "file_too_large", "Too large: " + size(file.size) + ", the limit is " + size(maxBytes) + ".");
+          setProblem(item, "file_too_large", t("Too large: {size}, the limit is {limit}.", {size: size(file.size), limit: size(maxBytes)}));
         }
         items.push(item);
         body.appendChild(row);
@@ -141,7 +155,7 @@
     function refresh() {
       table.hidden = !items.length;
       var n = sendable().length;
-      send.textContent = n ? "Submit " + n + " file" + (n === 1 ? "" : "s") : "Submit";
+      send.textContent = n ? (n === 1 ? t("Submit {n} file", {n: n}) : t("Submit {n} files", {n: n})) : t("Submit");
       send.disabled = sent || !n;
       form.dataset.files = String(items.length);
     }
@@ -187,7 +201,7 @@
         var name = cell(item.row, "name");
         name.textContent = "";
         name.appendChild(el("a", {href: jobUrl.replace("JOB_ID", item.jobId)}, item.file.name));
-        cell(item.row, "state").textContent = "queued";
+        cell(item.row, "state").textContent = t("queued");
       });
       return byJob;
     }
@@ -219,11 +233,11 @@
           }
         });
         var c = batch.counts;
-        summary.textContent = (c.succeeded + c.failed) + " of " + batch.total + " done" +
-          (done ? "" : " · " + c.running + " running, " + c.queued + " queued");
-        if (done) say("All decisions are in.", "ok");
+        summary.textContent = t("{done} of {total} done", {done: c.succeeded + c.failed, total: batch.total}) +
+          (done ? "" : " · " + t("{running} running, {queued} queued", {running: c.running, queued: c.queued}));
+        if (done) say(t("All decisions are in."), "ok");
       }, function () {
-        say("Live updates stopped (signed out, or the server refused the stream); the batch page has the state.", "warn");
+        say(t("Live updates stopped (signed out, or the server refused the stream); the batch page has the state."), "warn");
       });
     }
 
@@ -232,7 +246,7 @@
       var files = sendable();
       if (!files.length) return;
       if (files.length > maxFiles) {
-        say("A batch holds at most " + maxFiles + " files; remove " + (files.length - maxFiles) + ".", "error");
+        say(t("A batch holds at most {max} files; remove {extra}.", {max: maxFiles, extra: files.length - maxFiles}), "error");
         return;
       }
       sent = true;
@@ -245,7 +259,7 @@
       data.append("note", document.getElementById("note").value);
       files.forEach(function (i) {
         data.append("files", i.file, i.file.name);
-        cell(i.row, "state").textContent = "uploading";
+        cell(i.row, "state").textContent = t("uploading");
       });
       var xhr = new XMLHttpRequest();
       xhr.open("POST", form.action);
@@ -255,29 +269,29 @@
       });
       xhr.upload.addEventListener("load", function () {
         showProgress(files, 1, 1);
-        files.forEach(function (i) { cell(i.row, "state").textContent = "checking"; });
-        say("Uploaded; checking the files…");
+        files.forEach(function (i) { cell(i.row, "state").textContent = t("checking"); });
+        say(t("Uploaded; checking the files…"));
       });
       xhr.addEventListener("load", function () {
         var answer = null;
         try { answer = JSON.parse(xhr.responseText); } catch (err) { answer = null; }
         if (xhr.status === 202 && answer) {
           var n = (answer.rejected || []).length;
-          say(answer.job_ids.length + " file(s) accepted" + (n ? ", " + n + " refused" : "") +
-              "; decisions appear here as they are made.", n ? "warn" : "");
+          say(t("{n} file(s) accepted", {n: answer.job_ids.length}) + (n ? t(", {n} refused", {n: n}) : "") +
+              t("; decisions appear here as they are made."), n ? "warn" : "");
           live(answer, accepted(files, answer));
         } else {
           // 422: no file could be accepted (each one's problem in `rejected`); else the whole upload failed.
           if (answer && answer.rejected) accepted(files, answer);
           files.forEach(function (i) {
-            if (!i.row.classList.contains("rejected")) cell(i.row, "state").textContent = "not sent";
+            if (!i.row.classList.contains("rejected")) cell(i.row, "state").textContent = t("not sent");
           });
-          say((answer && (answer.detail || answer.title)) || "The upload failed (HTTP " + xhr.status + ").", "error");
+          say((answer && (answer.detail || answer.title)) || t("The upload failed (HTTP {status}).", {status: xhr.status}), "error");
         }
         form.dataset.upload = String(xhr.status);
       });
       xhr.addEventListener("error", function () {
-        say("The upload did not reach the server (network error); nothing was submitted.", "error");
+        say(t("The upload did not reach the server (network error); nothing was submitted."), "error");
         form.dataset.upload = "error";
       });
       xhr.send(data);
@@ -314,7 +328,7 @@
         }
         // The same summary the page was rendered with (db/review_queue.py), as it arrives.
         row.querySelector("td.merchant").textContent = job.merchant || "";
-        row.querySelector("td.amount").textContent = job.amount === null || job.amount === undefined ? "" : job.amount.toFixed(2);
+        row.querySelector("td.amount").textContent = job.amount === null || job.amount === undefined ? "" : amount(job.amount);
       });
       Object.keys(decisions).forEach(function (d) {
         var b = section.querySelector('b[data-decisions="' + d + '"]');
@@ -334,17 +348,17 @@
       var box = document.getElementById("decision");
       box.textContent = "";
       if (job.status === "failed") {
-        box.appendChild(el("h2", {}, "Failed"));
+        box.appendChild(el("h2", {}, t("Failed")));
         box.appendChild(el("p", {"class": "flash error"}, job.error ? job.error.code + " " + job.error.message : ""));
       } else {
-        box.appendChild(el("h2", {}, "Decision"));
+        box.appendChild(el("h2", {}, t("Decision")));
         var p = el("p");
         p.appendChild(badge(job.decision));
         box.appendChild(p);
         box.appendChild(reasonsList(job));
         // The fields (and, for reviewers, the override form) come with the page itself.
         var more = el("p", {"class": "muted"});
-        more.appendChild(el("a", {href: window.location.pathname, id: "show-fields"}, "Show the fields"));
+        more.appendChild(el("a", {href: window.location.pathname, id: "show-fields"}, t("Show the fields")));
         box.appendChild(more);
       }
     });
