@@ -255,7 +255,25 @@ def test_redacted_copy_blacks_out_the_phone_number(settings, client_keys):
     for box in (boxes[0], boxes[2]):
         assert redacted.crop(box).tobytes() == page.crop(box).tobytes()
     assert find_personal_data("\n".join(line.text for line in recognise(redacted))) == []
-    # Non-admins see the redacted copy in the dashboard; a policy without redaction makes none.
+    # The dashboard shows a reviewer the redacted copy and not the original; an admin the page.
+    import re
+
+    for role, expected in (("reviewer", resp.data), ("admin", None)):
+        browser = client.application.test_client()
+        form = browser.get("/dashboard").get_data(as_text=True)
+        token = re.search(r'name="csrf_token" value="([^"]+)"', form).group(1)
+        plaintext = ks[role]["Authorization"].split(" ", 1)[1]
+        assert browser.post("/dashboard/sign-in", data={"key": plaintext, "csrf_token": token}).status_code == 302
+        shown = browser.get(f"/dashboard/jobs/{job['id']}/pages/1")
+        assert shown.status_code == 200 and shown.mimetype == "image/png"
+        original = browser.get(f"/dashboard/jobs/{job['id']}/document")
+        if expected is not None:
+            assert shown.data == expected and original.status_code == 403
+            assert "redacted copy" in browser.get(f"/dashboard/jobs/{job['id']}").get_data(as_text=True)
+        else:
+            assert Image.open(io.BytesIO(shown.data)).convert("RGB").tobytes() == page.tobytes()
+            assert original.status_code == 200
+    # A policy without redaction makes none.
     receipt = upload(client, ks["submitter"], png(screenshot(["no redaction"], seed=9)[0]),
                      rule="expense_policy").get_json()
     none = client.get(f"/v1/jobs/{receipt['id']}/redacted/1", headers=ks["admin"])
