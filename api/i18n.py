@@ -57,15 +57,10 @@ def select_locale() -> str:
         if asked:
             if session.get("lang") != asked:
                 session["lang"] = asked
+                _remember_on_key(asked)
             chosen = asked
         else:
-            chosen = i18n.normalize(session.get("lang"))
-        if chosen is None and session:
-            from api.dashboard.session import current
-
-            who = current()
-            if who is not None and who.key_id:
-                chosen = i18n.normalize(_key_locale(who.key_id))
+            chosen = i18n.normalize(session.get("lang"))  # set at sign-in from the key's last choice
     if chosen is None:
         chosen = i18n.normalize(request.args.get(LANG_PARAM))
     if chosen is None:
@@ -78,28 +73,23 @@ def select_locale() -> str:
     return g.docket_locale
 
 
-def _key_locale(key_id: str) -> str | None:
-    from api import context
-    from db.models import ApiKey
-
-    key = context.db().get(ApiKey, key_id)
-    return getattr(key, "locale", None) if key is not None else None
-
-
-def remember_choice(locale: str) -> None:
-    """The dashboard's language switch: this session, and the signed-in key (other browsers)."""
-    session["lang"] = locale
-    g.docket_locale = locale
+def _remember_on_key(locale: str) -> None:
+    """The dashboard's language switch is kept on the signed-in key too: the same person's other
+    browsers (and next sign-in) open in it. Written only when nothing else is pending."""
+    if not session.get("sid"):
+        return
     from api import context
     from api.dashboard.session import current
     from db.models import ApiKey
 
     who = current()
-    if who is not None and who.key_id:
-        key = context.db().get(ApiKey, who.key_id)
-        if key is not None and hasattr(key, "locale") and key.locale != locale:
-            key.locale = locale
-            context.db().commit()
+    db = context.db()
+    if who is None or not who.key_id or db.new or db.dirty or db.deleted:
+        return
+    key = db.get(ApiKey, who.key_id)
+    if key is not None and key.locale != locale:
+        key.locale = locale
+        db.commit()
 
 
 def init_app(app: Flask) -> None:

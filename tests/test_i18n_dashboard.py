@@ -176,6 +176,18 @@ def test_every_page_in_chinese(zh_page, stack):
     assert page.locator("h1").inner_text() == "Upload"
     page.goto(f"{url}/dashboard/jobs/{weekend_job}?lang=zh-Hans")
     assert page.evaluate("document.documentElement.lang") == "zh-Hans"
+    # The choice is the key's: another browser (speaking English) signs in to 简体中文.
+    other = page.context.browser.new_context(locale="en-US")
+    try:
+        elsewhere = other.new_page()
+        elsewhere.goto(f"{url}/dashboard")
+        assert elsewhere.evaluate("document.documentElement.lang") == "en"
+        elsewhere.fill("input#key", stack.key)
+        elsewhere.click("form button[type=submit]")
+        elsewhere.wait_for_selector("table.jobs")
+        assert elsewhere.evaluate("document.documentElement.lang") == "zh-Hans"
+    finally:
+        other.close()
 
     assert not problems, "English left on pages read in 简体中文:\n" + "\n".join(
         f"  {name}: {texts}" for name, texts in problems.items())

@@ -63,7 +63,8 @@ def sign_in(plaintext: str) -> Principal:
     dashboard_sessions.end(db, session.get("sid"))  # whatever this browser had before is over
     token = dashboard_sessions.start(db, key.id, context.settings().session_hours)
     db.commit()
-    lang = session.get("lang")  # the language chosen before signing in stays
+    # The language chosen before signing in stays; else the one this key chose last time.
+    lang = session.get("lang") or getattr(key, "locale", None)
     session.clear()  # a new session id for a new identity (no fixation)
     if lang:
         session["lang"] = lang
