@@ -14,7 +14,7 @@ from api import context, idempotency, intake, visibility
 from api.auth import authenticate, principal, require
 from api.batches import accept_batch
 from api.jobs import event_stream
-from api.job_filters import invalid, limit, text_arg
+from api.job_filters import invalid, limit, text_arg, time_arg
 from db.claims import CLAIM_STATUSES, Claim
 from db.models import DECISIONS, Job
 from docket import claims, fx, live
@@ -102,7 +102,7 @@ def _choice(name: str, allowed) -> str | None:
 
 def _filtered():
     """The tenant's claims the caller may read, filtered as jobs are: status, decision,
-    submitted_by=me, employee, needs_review=true (the reviewers' queue), rule."""
+    submitted_by=me, employee, needs_review=true (the reviewers' queue), rule, created_since/until."""
     who = principal()
     query = select(Claim).where(Claim.tenant_id == who.tenant_id)
     if (own := visibility.own_submissions(who)) is not None:
@@ -121,6 +121,10 @@ def _filtered():
         query = query.where(Claim.employee == employee)
     if rule := text_arg(request.args, "rule", 100):
         query = query.where(Claim.rule_name == rule)
+    if since := time_arg(request.args, "created_since"):
+        query = query.where(Claim.created_at >= since)
+    if until := time_arg(request.args, "created_until"):
+        query = query.where(Claim.created_at <= until)
     return query
 
 

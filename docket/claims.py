@@ -10,6 +10,7 @@ claim checks (docket/rules/claim_checks.py) over the header and every document, 
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass
 import re
 from datetime import date, datetime
@@ -24,12 +25,13 @@ from db.claims import Claim, ClaimReview
 from db.models import DECISIONS, Job, utcnow
 from db.queries import as_utc
 from db.review_queue import invoice_key
-from docket import duplicates, fx, policies
+from docket import database, duplicates, fx, policies
 from docket.errors import DocketError, NotFound
 from docket.representation import current_fields, job_json
 from docket.rules import Rule, default_rules_dir, load_rules
 from docket.rules.claim_checks import MAX_CLAIM_DOCUMENTS, evaluate_claim, localized
 
+log = logging.getLogger(__name__)
 _SEVERITY = {d: i for i, d in enumerate(DECISIONS)}
 MAX_COMMENT = 5000
 #: A claim checks at most this many of the tenant's claimed documents for look-alike images.
@@ -384,8 +386,18 @@ def complete_claim(session: Session, claim_id: str, *, duplicate_distance: int =
             "check": "unknown_rule", "outcome": "needs_review", "job_ids": [j.id for j in claim.jobs],
             "message": f"The claim's policy {claim.rule_name} {claim.rule_version} is recorded nowhere"}], None, []
     else:
-        decision, reasons, totals, lines = evaluate(session, claim, rule, duplicate_distance=duplicate_distance,
-                                                    now=now)
+        try:
+            with session.begin_nested():  # reads only; a failure here must not fail the job that finished
+                decision, reasons, totals, lines = evaluate(session, claim, rule,
+                                                            duplicate_distance=duplicate_distance, now=now)
+        except Exception as exc:  # a person decides rather than a job that cannot finish
+            if database.unavailable(exc):
+                raise
+            log.exception("claim %s could not be evaluated", claim_id)
+            decision, reasons, totals, lines = "needs_review", [{
+                "check": "claim_evaluation", "outcome": "needs_review", "job_ids": [j.id for j in claim.jobs],
+                "message": f"The claim checks could not be evaluated ({type(exc).__name__}): a person must decide"}], \
+                None, []
     claim.decision, claim.reasons, claim.totals, claim.lines = decision, reasons, totals, lines
     if claim.reviewed_at is None:
         claim.current_decision = decision

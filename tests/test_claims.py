@@ -210,6 +210,8 @@ def test_hotel_caps_duplicates_review_webhook_and_export(env):
                       headers=env["submitter"]).get_json()
     assert not {c["id"] for c in mine["claims"]} & {c["id"] for c in more["claims"]}
     assert client.get("/v1/claims", headers=env["other"]).get_json()["claims"] == []
+    assert client.get("/v1/claims?created_since=2999-01-01", headers=env["reviewer"]).get_json()["claims"] == []
+    assert client.get("/v1/claims?status=maybe", headers=env["reviewer"]).status_code == 400
     assert client.get(f"/v1/claims/{first['id']}", headers=env["other"]).status_code == 404
 
     # Export for accounting: one row per document.
@@ -286,6 +288,20 @@ def test_open_claims_bad_headers_and_idempotency(env, monkeypatch):
                           "files": [(open(HOTEL, "rb"), "h.ofd")]})
     assert r.status_code == 422 and r.get_json()["code"] == "unknown_rule"
     from docket import claims as core
+
+    # A claim whose checks cannot be evaluated (a bug, a bad table) goes to a person; the job that
+    # finished it still finishes.
+    def broken(*args, **kwargs):
+        raise ZeroDivisionError("division by zero")
+
+    r = submit(env, header, [HOTEL])
+    held += 1
+    monkeypatch.setattr(core, "evaluate", broken)
+    analyze(env, r.get_json()["job_ids"][0])
+    monkeypatch.undo()
+    failed = client.get(f"/v1/claims/{r.get_json()['id']}", headers=env["reviewer"]).get_json()
+    assert failed["jobs"][0]["status"] == "succeeded" and failed["status"] == "decided"
+    assert (failed["decision"], [x["check"] for x in failed["reasons"]]) == ("needs_review", ["claim_evaluation"])
 
     monkeypatch.setattr(core, "MAX_CLAIM_DOCUMENTS", 1)
     r = submit(env, {"employee": "x"}, [HOTEL, TO_QINGDAO])
