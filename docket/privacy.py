@@ -35,7 +35,7 @@ from PIL import Image, ImageDraw
 from sqlalchemy import exists, select, update
 from sqlalchemy.orm import Session
 
-from db.models import Decision, Document, Job, Review, WebhookDelivery, utcnow
+from db.models import Decision, Document, Job, Review, Tenant, WebhookDelivery, utcnow
 from db.queries import as_utc
 from db.review_queue import summarize
 from docket import page_cache, storage
@@ -221,13 +221,11 @@ def purge_expired(session: Session, settings: Settings, rules_of, *, now: dateti
     now = now or utcnow()
     counts = {"documents": 0, "text": 0}
     finished = Job.status.in_(("succeeded", "failed"))
-    pairs = session.execute(select(Job.tenant_id, Job.rule_name).where(
-        Job.erased_at.is_(None), (Job.documents_purged_at.is_(None) | Job.text_purged_at.is_(None)), finished)
-        .distinct()).all()
-    for tenant_id, rule_name in pairs:
-        rule = rules_of(tenant_id).get(rule_name)
-        if rule is None or not rule.retention:
-            continue
+    # Only the policies that set a retention cost a query: each tenant's active ones (few tenants,
+    # a handful of policies each), never a scan of every job.
+    pairs = [(tenant_id, name, rule) for tenant_id in session.scalars(select(Tenant.id))
+             for name, rule in rules_of(tenant_id).items() if rule.retention]
+    for tenant_id, rule_name, rule in pairs:
         for kind, column, purge in (("documents", Job.documents_purged_at, purge_documents),
                                     ("text", Job.text_purged_at, lambda s, _settings, j, t: purge_text(s, j, t))):
             seconds = rule.retention.get(kind)
