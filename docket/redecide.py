@@ -191,7 +191,9 @@ def _reanalyse_chunk(session: Session, run, candidate: Rule, flt, publish, chunk
     requeued: list[str] = []
     if eligible:
         requeued = list(session.scalars(
-            update(Job).where(Job.id.in_(eligible), Job.status == "succeeded", Job.reviewed_at.is_(None))
+            # A job whose original retention deleted has nothing to read again (docket/privacy.py).
+            update(Job).where(Job.id.in_(eligible), Job.status == "succeeded", Job.reviewed_at.is_(None),
+                              Job.documents_purged_at.is_(None))
             .values(status="queued", rule_version=candidate.version, analysis_round=Job.analysis_round + 1,
                     attempts=0, enqueued_at=None, started_at=None, finished_at=None, error_code=None,
                     error_message=None, cached_from=None, worker=None)
