@@ -14,10 +14,18 @@ from docket.config import Settings
 
 
 @click.group()
-def main() -> None:
+@click.option("--lang", default=None, metavar="LANG",
+              help="Language of what commands print for people: en or zh-Hans (default: the environment's "
+                   "locale, e.g. LANG=zh_CN.UTF-8). JSON output stays English unless --lang is given.")
+def main(lang: str | None) -> None:
     """Docket: receipts, contracts and screenshots in, structured decisions out."""
-    from docket import logs
+    from docket import i18n, logs
     from docket.data_dir import PRIVATE_UMASK
+
+    global _LANG
+    if lang is not None and i18n.normalize(lang) is None:
+        raise click.BadParameter(f"{lang!r}: Docket speaks {', '.join(i18n.TAGS.values())}", param_hint="--lang")
+    _LANG = lang
 
     logs.configure()  # DOCKET_LOG_LEVEL, DOCKET_LOG_FORMAT (text or json)
     # Whatever a command and the processes it starts create (database, documents, page images,
@@ -34,6 +42,19 @@ def migrate() -> None:
     upgrade(settings.database_url)
     _archive_builtins(settings)
     click.echo(f"database at head: {_redact(settings.database_url)}")
+
+
+#: --lang as given (None: the environment's locale decides, for human output).
+_LANG: str | None = None
+
+
+def _speak(machine_output: bool = False) -> None:
+    """Print in the chosen language from here on: --lang, else (for people, not JSON) the
+    environment's locale (LC_ALL, LC_MESSAGES, LANG), else English. Only commands that print
+    for people call this: servers and workers keep English for what they store and send."""
+    from docket import i18n
+
+    i18n.set_current(i18n.choose(_LANG, None if machine_output else i18n.from_environment()))
 
 
 def _archive_builtins(settings: Settings) -> None:
@@ -119,6 +140,34 @@ def keys_list(tenant: str | None) -> None:
         for key in session.scalars(query):
             state = "revoked" if key.revoked_at else "active"
             click.echo(f"{key.id}  {key.tenant_id}  {key.role}  {state}  {key.name or ''}".rstrip())
+
+
+@main.group()
+def tenants() -> None:
+    """Tenants' settings."""
+
+
+@tenants.command("language")
+@click.argument("tenant")
+@click.argument("language", required=False)
+def tenants_language(tenant: str, language: str | None) -> None:
+    """Print, or set to LANGUAGE (en or zh-Hans), the tenant's default language: the dashboard's
+    and the API's for its people who chose none (no switch, no Accept-Language)."""
+    from db.migrate import upgrade
+    from db.session import session_scope
+    from docket import i18n
+    from docket.tenants import ensure_tenant
+
+    locale = i18n.normalize(language) if language is not None else None
+    if language is not None and locale is None:
+        raise click.BadParameter(f"{language!r}: Docket speaks {', '.join(i18n.TAGS.values())}", param_hint="LANGUAGE")
+    settings = Settings.from_env()
+    upgrade(settings.database_url)
+    with session_scope(settings.database_url) as session:
+        row = ensure_tenant(session, tenant)
+        if locale is not None:
+            row.default_locale = locale
+        click.echo(i18n.tag(row.default_locale or i18n.DEFAULT))
 
 
 @main.group()
@@ -338,7 +387,9 @@ def analyze(files: tuple[Path, ...], rule: str, as_json: bool, analyzer: str, mo
     from db.sealed import SecretsKeyError
     from docket.analyze import run
     from docket.errors import DocketError
+    from docket.problem_text import localize
 
+    _speak(machine_output=as_json)
     if model_dir is not None:
         os.environ["DOCKET_MODEL_PATH"] = str(model_dir.resolve())
     if analyzer == "model":
@@ -360,7 +411,7 @@ def analyze(files: tuple[Path, ...], rule: str, as_json: bool, analyzer: str, mo
                       workers=workers or min(len(files), os.cpu_count() or 1), timeout=timeout,
                       progress=len(files) > 1, on_result=show)
     except DocketError as exc:
-        raise click.UsageError(exc.detail) from None
+        raise click.UsageError(localize(exc.code, exc.title, exc.detail)[1]) from None
     except SecretsKeyError as exc:
         raise click.ClickException(str(exc)) from None
     sys.exit(0 if all(r["status"] == "succeeded" for r in results) else 1)
@@ -492,8 +543,12 @@ def _with_filters(command):
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 def rules_validate(file: Path) -> None:
     """Check a policy file with the strict loader (schema, CEL, params, patterns); exit 1 if invalid."""
+    from docket import i18n
+
+    _speak()
     _, rule = _policy_file(file)
-    click.echo(f"{rule.name} {rule.version}: valid ({len(rule.checks)} checks)")
+    click.echo(i18n.ngettext("%(name)s %(version)s: valid (%(num)s check)", "%(name)s %(version)s: valid (%(num)s checks)",
+                             len(rule.checks), name=rule.name, version=rule.version))
 
 
 @rules.command("push")
@@ -640,15 +695,23 @@ def rules_redecide(name: str, tenant: str, version: str | None, since, until, ba
 
 
 def _human(result: dict) -> str:
+    """One result for people: in English the values themselves (NEEDS_REVIEW), else their words
+    (待复核); field names and check ids never change; reasons come already in the language."""
+    from docket import i18n
+
+    def word(value: str) -> str:
+        return value.upper() if i18n.current() == i18n.DEFAULT else i18n.label(value)
+
     if result["status"] != "succeeded":
         err = result.get("error") or {}
-        return f"{result['file']}: {result['status'].upper()} {err.get('code', '')} {err.get('message', '')}".rstrip()
-    lines = [f"{result['file']}: {result['decision'].upper()}"]
+        return f"{result['file']}: {word(result['status'])} {err.get('code', '')} {err.get('message', '')}".rstrip()
+    lines = [f"{result['file']}: {word(result['decision'])}"]
     for key, value in result["fields"].items():
         if key != "text":
             lines.append(f"    {key}: {json.dumps(value, ensure_ascii=False)}")
     for reason in result["reasons"]:
-        lines.append(f"    - [{reason['outcome']}] {reason['check']}: {reason['message']}")
+        outcome = reason["outcome"] if i18n.current() == i18n.DEFAULT else i18n.label(reason["outcome"])
+        lines.append(f"    - [{outcome}] {reason['check']}: {reason['message']}")
     return "\n".join(lines)
 
 

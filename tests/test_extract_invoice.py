@@ -964,3 +964,13 @@ def test_chinese_labels_on_a_generic_invoice():
                       "invoice_number": "24310000000012345678", "transaction_date": "2024-03-05", "total": 1130.0,
                       "currency": "CNY"}) == {}
     assert ex.confidence["transaction_date"] >= 0.9 and ex.notes["merchant_name"] == ["once"]
+
+
+def test_dutch_invoice_through_ocr(laid_out_docs):
+    """The Dutch laid-out invoice read by OCR from its page image (no text layer used)."""
+    from worker.ocr import recognise
+
+    doc = laid_out_docs["nl"]
+    ex = extract_invoice([recognise(p.image) for p in doc.pages], "MYR", source="ocr")
+    assert check(ex, LAID_OUT["nl"][1]) == {}
+    assert set(ex.sources.values()) == {"ocr"}

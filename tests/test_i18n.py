@@ -251,3 +251,37 @@ def test_tenant_default_language(api, settings):
     assert (r.get_json()["title"], r.headers["Content-Language"]) == ("未找到", "zh-Hans")
     r = api.get("/v1/jobs/nope", headers={"Accept-Language": "en"})  # the caller's own choice wins
     assert r.get_json()["title"] == "Not found"
+
+
+# --- the CLI ----------------------------------------------------------------------------------
+
+def test_cli_speaks_lang_or_the_environment(monkeypatch):
+    from click.testing import CliRunner
+
+    from docket import cli
+
+    path = str(ROOT / "rules" / "expense_policy.yaml")
+    monkeypatch.setenv("LANG", "zh_CN.UTF-8")
+    monkeypatch.delenv("LC_ALL", raising=False)
+    monkeypatch.delenv("LC_MESSAGES", raising=False)
+    said = CliRunner().invoke(cli.main, ["rules", "validate", path])
+    assert said.exit_code == 0 and "校验通过（15 个检查项）" in said.output, said.output
+    said = CliRunner().invoke(cli.main, ["--lang", "en", "rules", "validate", path])
+    assert said.exit_code == 0 and "valid (15 checks)" in said.output
+    refused = CliRunner().invoke(cli.main, ["--lang", "fr", "rules", "validate", path])
+    assert refused.exit_code == 2 and "Docket speaks en, zh-Hans" in refused.output
+
+    # `docket analyze` prints each result the same way (tests/test_cli.py runs it end to end).
+    rule = load_rules(default_rules_dir())["expense_policy"]
+    verdict = evaluate(rule, {"merchant_name": "中国铁路", "total": 57.0, "transaction_date": "2019-04-21",
+                              "currency": "MYR"}, {})
+    result = {"file": "ticket.jpg", "status": "succeeded", "decision": verdict.decision,
+              "fields": {"total": 57.0}, "reasons": verdict.reasons}
+    with i18n.using("zh_Hans"):
+        result["reasons"] = localize_all(verdict.reasons)
+        text = cli._human(result)
+    assert text.startswith("ticket.jpg: 驳回") and "[驳回] receipt_too_old: 开票已超过 90 天，超出报销期限" in text
+    assert "[待复核] weekend_spending: 周末发生的费用（2019-04-21）须说明业务事由" in text
+    with i18n.using("en"):
+        english = cli._human({**result, "reasons": localize_all(verdict.reasons)})
+    assert english.startswith("ticket.jpg: REJECT") and "[needs_review] weekend_spending: Weekend spending" in english

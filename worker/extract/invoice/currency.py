@@ -58,9 +58,9 @@ _LANGUAGE_RES = [
 
 
 def _clue_currency(doc: _Doc) -> tuple[str, list[_IL], float] | None:
-    """The currency the document implies without printing one: a party's VAT id in its
-    country's format and the country in its address (the issuer's, in the header's first
-    block or the footer, count twice), else the page's language. Confidence 0.5–0.65: a guess."""
+    """The currency the document implies without printing one: the parties' VAT ids in their
+    country's format (each counts twice) and the countries closing their addresses, by majority,
+    else the page's language. Confidence 0.45–0.65: a guess, lower when the clues disagree."""
     votes: dict[str, list] = {}
     for l in doc.ls:
         f = l.fold
