@@ -13,6 +13,7 @@ from db import queries
 from db.models import Batch
 from docket import claims, events, live, submission
 from docket.errors import DocketError, NotFound
+from docket.problem_text import localize
 
 bp = Blueprint("batches", __name__, url_prefix="/v1")
 bp.before_request(authenticate)
@@ -49,7 +50,7 @@ def accept_batch(documents: list[intake.Submitted], opts: dict, who: Principal,
         except DocketError as exc:
             # One unreadable file must not sink 499 good ones: report it, accept the rest.
             rejected.append({"index": index, "filename": doc.filename, "code": exc.code, "status": exc.status,
-                             "detail": exc.detail})
+                             "detail": localize(exc.code, exc.title, exc.detail)[1]})  # the caller's language
     fp = idempotency.fingerprint(claim.endpoint if claim else "POST /v1/batches", rule.name, opts,
                                  [(n, d.sha256) for n, d in stored], [(r["index"], r["code"]) for r in rejected],
                                  *([claim.fingerprint] if claim else []))

@@ -80,7 +80,7 @@ def test_every_builtin_check_has_a_chinese_message():
     rules = load_rules(default_rules_dir())
     assert rules
     for rule in rules.values():
-        for check in rule.checks:
+        for check in (*rule.checks, *getattr(rule, "claim_checks", ())):
             assert CJK.search(check.messages.get("zh_Hans", "")), f"{rule.name}.{check.id} has no zh-Hans message"
 
 
