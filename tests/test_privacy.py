@@ -76,14 +76,41 @@ def finish(settings, job_id: str, image: Image.Image | None = None, *, fields: d
             analyzer="ocr", model=None, model_output={"raw": text}, timings={}))
 
 
+@pytest.fixture(params=["sqlite", "postgres"])
+def db_settings(request, settings, monkeypatch):
+    """The embedded settings, on SQLite and on a fresh Postgres database (the CLI reads it from
+    the environment, as it would)."""
+    if request.param == "sqlite":
+        yield settings
+        return
+    import dataclasses
+
+    from db.migrate import upgrade
+    from db.session import get_engine
+    from tests import services
+
+    url, drop = services.fresh_database(request.getfixturevalue("postgres_admin_url"))
+    upgrade(url)
+    monkeypatch.setenv("DOCKET_DATABASE_URL", url)
+    yield dataclasses.replace(settings, database_url=url)
+    get_engine(url).dispose()
+    drop()
+
+
 @pytest.fixture
 def client_keys(settings, redis_url):
     client = make_app(settings, redis_url).test_client()
     return client, {role: key(settings, role, "p") for role in ("admin", "reviewer", "submitter")}
 
 
-def test_erasure_end_to_end(settings, client_keys, monkeypatch):
-    client, ks = client_keys
+@pytest.fixture
+def db_client_keys(db_settings, redis_url):
+    client = make_app(db_settings, redis_url).test_client()
+    return client, {role: key(db_settings, role, "p") for role in ("admin", "reviewer", "submitter")}
+
+
+def test_erasure_end_to_end(db_settings, db_client_keys):
+    settings, (client, ks) = db_settings, db_client_keys
     made = client.post("/v1/webhooks", json={"url": "https://hooks.example.com/p", "event_types": ["job.erased"]},
                        headers=ks["admin"])
     assert made.status_code == 201
@@ -178,10 +205,10 @@ RETENTION_POLICY = (ROOT / "rules" / "screenshot_moderation.yaml").read_text().r
     "\nredact: true\n", "\nredact: true\nretention: {documents: 30d, text: 365d}\n")
 
 
-def test_retention_purges_by_the_clock(settings, client_keys, redis_url):
+def test_retention_purges_by_the_clock(db_settings, db_client_keys):
     from worker.housekeeping import purge_expired_content
 
-    client, ks = client_keys
+    settings, (client, ks) = db_settings, db_client_keys
     yaml_headers = {**ks["admin"], "Content-Type": "application/yaml"}
     for bad, where in ((RETENTION_POLICY.replace("365d", "365 days"), "retention"),
                        (RETENTION_POLICY.replace("365d", "99999d"), "retention"),
