@@ -974,3 +974,12 @@ def test_dutch_invoice_through_ocr(laid_out_docs):
     ex = extract_invoice([recognise(p.image) for p in doc.pages], "MYR", source="ocr")
     assert check(ex, LAID_OUT["nl"][1]) == {}
     assert set(ex.sources.values()) == {"ocr"}
+
+
+def test_fine_print_footer_date_is_not_the_issue_date():
+    rows = [[("Stadtwerke Musterstadt GmbH", 60, 1.4)], [("Rechnung", 60, 1.3)],
+            [("Rechnungsnummer: 2015738820", 900)], [("01.11.2024", 1000)], "",
+            [("Rechnungsbetrag", 700), ("119,00 €", 1100)]] + [""] * 30 + [
+            [("Datum:", 900, 0.45), ("30.10.2024", 1000, 0.45)]]
+    ex = extract_invoice(page(rows), None)
+    assert ex.fields["transaction_date"] == "2024-11-01"

@@ -222,6 +222,9 @@ def _issue_date(doc: _Doc, month_first: bool) -> tuple[str, list[_IL], float] | 
                 if l.page != 0 or l.y0 > limit:
                     continue
                 score = 1
+            height = max(1.0, l.page_bottom - l.page_top)
+            if score < 4 and l.h < 0.7 * doc.med_h and l.y1 > l.page_bottom - 0.12 * height:
+                score = 0.5  # fine print at the foot of the page: when it was printed, not issued
             cands.append((score, strength, -l.page, -l.y0, d, used))
     if not cands and fallback:
         # nothing but the date it was paid, activated or ordered (a receipt-like invoice paid at
@@ -231,5 +234,5 @@ def _issue_date(doc: _Doc, month_first: bool) -> tuple[str, list[_IL], float] | 
     if not cands:
         return None
     best = max(cands, key=lambda c: c[:4])
-    conf = {4: 0.95, 3.5: 0.9, 3: 0.85, 2: 0.8, 1: 0.6}[best[0]] * (1.0 if best[1] == 2 else 0.85)
+    conf = {4: 0.95, 3.5: 0.9, 3: 0.85, 2: 0.8, 1: 0.6, 0.5: 0.45}[best[0]] * (1.0 if best[1] == 2 else 0.85)
     return best[4].isoformat(), best[5], conf
