@@ -35,7 +35,7 @@ from PIL import Image, ImageDraw
 from sqlalchemy import exists, select, update
 from sqlalchemy.orm import Session
 
-from db.models import Decision, Document, Job, Review, Tenant, WebhookDelivery, utcnow
+from db.models import Decision, Document, IdempotencyKey, Job, Review, Tenant, WebhookDelivery, utcnow
 from db.queries import as_utc
 from db.review_queue import summarize
 from docket import page_cache, storage
@@ -146,6 +146,17 @@ def _scrub_payload(value: Any, names: frozenset[str] | None) -> Any:
     return value
 
 
+def _scrub_entries(value: Any, job_id: str, names: frozenset[str] | None) -> Any:
+    """`value` with the job JSON objects of job `job_id` in it scrubbed (a batch's list of jobs)."""
+    if isinstance(value, dict):
+        if value.get("id") == job_id:
+            return _scrub_payload(value, names)
+        return {key: _scrub_entries(item, job_id, names) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_scrub_entries(item, job_id, names) for item in value]
+    return value
+
+
 def _scrub_job(session: Session, job: Job, names: frozenset[str] | None) -> None:
     """Remove the text, the model's raw output and the named fields (None: all fields) from the
     job's decisions, review trail and webhook payloads, and its filename."""
@@ -161,6 +172,11 @@ def _scrub_job(session: Session, job: Job, names: frozenset[str] | None) -> None
     for delivery in session.scalars(select(WebhookDelivery).where(WebhookDelivery.job_id == job.id,
                                                                   WebhookDelivery.tenant_id == job.tenant_id)):
         delivery.payload = _scrub_payload(delivery.payload, names)
+    # Answers kept for Idempotency-Key replays: the job's own, and its entry in its batch's.
+    places = [f"/v1/jobs/{job.id}"] + ([f"/v1/batches/{job.batch_id}"] if job.batch_id else [])
+    for kept in session.scalars(select(IdempotencyKey).where(IdempotencyKey.tenant_id == job.tenant_id,
+                                                             IdempotencyKey.location.in_(places))):
+        kept.response = _scrub_entries(kept.response, job.id, names)
     job.filename = None
     session.flush()
     session.expire(job, ["decision", "decisions", "reviews"])

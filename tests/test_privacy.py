@@ -116,7 +116,9 @@ def test_erasure_end_to_end(db_settings, db_client_keys):
     assert made.status_code == 201
     image, _ = screenshot(["Chat with Jane", f"Call me on {PHONE}", "See you at 5"])
     data = png(image)
-    job = upload(client, ks["submitter"], data, callback_url="https://hooks.example.com/cb").get_json()
+    job = upload(client, {**ks["submitter"], "Idempotency-Key": "k-1"}, data,
+                 callback_url="https://hooks.example.com/cb").get_json()
+    assert job["filename"] == "Jane Doe chat.png"
     finish(settings, job["id"], fields={"text": f"Chat with Jane\nCall me on {PHONE}\nSee you at 5",
                                         "personal_data": [{"type": "phone", "value": "*******5678"}],
                                         "personal_data_types": ["phone"]},
@@ -169,6 +171,18 @@ def test_erasure_end_to_end(db_settings, db_client_keys):
     assert set(deliveries) >= {"job.succeeded", "job.erased"}
     assert "5678" not in json.dumps(deliveries) and "Jane Doe" not in json.dumps(deliveries)
     assert deliveries["job.erased"]["data"]["erased"]["reason"] == "GDPR art. 17 request #42"
+    # The answer kept for an Idempotency-Key replay no longer names the file either.
+    replay = upload(client, {**ks["submitter"], "Idempotency-Key": "k-1"}, data,
+                    callback_url="https://hooks.example.com/cb").get_json()
+    assert replay["id"] == job["id"] and replay["filename"] is None
+    # The dashboard's job page says what happened instead of showing pages.
+    import re
+
+    browser = client.application.test_client()
+    token = re.search(r'name="csrf_token" value="([^"]+)"', browser.get("/dashboard").get_data(as_text=True)).group(1)
+    browser.post("/dashboard/sign-in", data={"key": ks["admin"]["Authorization"].split(" ", 1)[1], "csrf_token": token})
+    shown = browser.get(f"/dashboard/jobs/{job['id']}").get_data(as_text=True)
+    assert 'id="erased"' in shown and "GDPR art. 17 request #42" in shown and "figure" not in shown.split('id="erased"')[1][:300]
     # Erasing again changes nothing.
     again = client.delete(f"/v1/jobs/{job['id']}", json={"reason": "again"}, headers=ks["admin"]).get_json()
     assert again["erased"] == body["erased"]
