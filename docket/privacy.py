@@ -115,10 +115,11 @@ def delete_document(settings: Settings, document: Document) -> list[str]:
 
 def _release_document(session: Session, settings: Settings, job: Job) -> None:
     document = job.document
-    if _held_elsewhere(session, document.sha256, job.id):
-        return
-    delete_document(settings, document)
-    document.original_filename = None  # the row stays (jobs refer to it): type, size, page count
+    # The row stays (jobs refer to it: type, size, page count), without the first uploader's
+    # filename: other jobs of the same bytes keep their own.
+    document.original_filename = None
+    if not _held_elsewhere(session, document.sha256, job.id):
+        delete_document(settings, document)
 
 
 # --- scrubbing recorded values -------------------------------------------------------------------
