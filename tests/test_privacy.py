@@ -376,3 +376,20 @@ def test_detector_uses_phonenumbers_and_stdnum(text, expected):
     from worker.extract.pii import find_personal_data
 
     assert [(f["type"], f["value"]) for f in find_personal_data(text)] == expected
+
+
+def test_redacted_copy_is_all_black_when_where_is_unknown(settings, client_keys):
+    """Personal data read without boxes (a model's reading): nothing of the page is shown."""
+    client, ks = client_keys
+    job = upload(client, ks["submitter"], png(screenshot([f"Call {PHONE}"], seed=11)[0])).get_json()
+    finish(settings, job["id"], fields={"text": f"Call {PHONE}", "personal_data_types": ["phone"],
+                                        "personal_data": [{"type": "phone", "value": "*******5678"}]})
+    resp = client.get(f"/v1/jobs/{job['id']}/redacted/1", headers=ks["reviewer"])
+    assert resp.status_code == 200
+    assert Image.open(io.BytesIO(resp.data)).convert("RGB").getextrema() == ((0, 0), (0, 0), (0, 0))
+    assert client.get(f"/v1/jobs/{job['id']}/redacted/2", headers=ks["reviewer"]).status_code == 404
+    clean = upload(client, ks["submitter"], png(screenshot(["nothing personal"], seed=12)[0])).get_json()
+    finish(settings, clean["id"], fields={"text": "nothing personal", "personal_data": [], "personal_data_types": []})
+    page = client.get(f"/v1/jobs/{clean['id']}/pages/1", headers=ks["admin"]).data
+    shown = client.get(f"/v1/jobs/{clean['id']}/redacted/1", headers=ks["reviewer"]).data
+    assert Image.open(io.BytesIO(shown)).convert("RGB").tobytes() == Image.open(io.BytesIO(page)).convert("RGB").tobytes()
