@@ -487,6 +487,37 @@ def redecide(session: Session, tenant_id: str, candidate: Rule, *, run_id: str, 
     return {"evaluated": len(rows), "changed": sum(transitions.values()), "transitions": transitions}
 
 
+def reconsider(session: Session, claim_id: str, job_id: str, *, duplicate_distance: int = 6) -> bool:
+    """A document of a decided claim was reviewed (its decision or fields changed): the claim's
+    checks run again on the documents as they now stand, under the claim's own policy version.
+    A claim a person reviewed keeps the reviewer's decision. `claim.redecided` when the decision
+    changed; True then. Called in the review's transaction (nothing is committed here)."""
+    from docket.webhooks.outbox import record_event
+
+    claim = session.get(Claim, claim_id)
+    if claim is None or claim.status != "decided":
+        return False  # an open claim is decided when its last document is, from what stands then
+    rule = claim_rule(session, claim)
+    if rule is None:
+        return False
+    before = claim.decision
+    decision, reasons, totals, lines = evaluate(session, claim, rule, duplicate_distance=duplicate_distance,
+                                                now=utcnow())
+    claim.decision, claim.reasons, claim.totals, claim.lines = decision, reasons, totals, lines
+    if claim.reviewed_at is None:
+        claim.current_decision, claim.review_rank = decision, 0 if decision == "needs_review" else 1
+    session.flush()
+    if decision == before:
+        return False
+    data = claim_json(session, claim)
+    data["redecision"] = {"id": None, "cause": "document_review", "job_id": job_id, "from": before, "to": decision,
+                          "rule": {"name": rule.name, "version": rule.version},
+                          "review_stands": claim.reviewed_at is not None}
+    record_event(session, tenant_id=claim.tenant_id, event_type="claim.redecided", data=data,
+                 callback_url=claim.callback_url)
+    return True
+
+
 def open_claims(session: Session, limit: int = 200) -> list[str]:
     return list(session.scalars(select(Claim.id).where(Claim.status == "open").order_by(Claim.created_at)
                                 .limit(limit)))

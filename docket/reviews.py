@@ -98,4 +98,8 @@ def add_review(session: Session, job: Job, *, decision: Any, comment: Any, field
 
     record_event(session, tenant_id=job.tenant_id, event_type="review.updated", data=webhook_job_json(job),
                  job_id=job.id, batch_id=job.batch_id, callback_url=job.callback_url, now=now)
+    if job.claim_id:  # a decided claim's checks look again at what the reviewer made of its document
+        from docket import claims
+
+        claims.reconsider(session, job.claim_id, job.id, duplicate_distance=duplicate_distance)
     return review

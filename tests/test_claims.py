@@ -130,6 +130,19 @@ def test_trip_with_railway_tickets(env):
     assert {tuple(r["job_ids"]) for r in claim["reasons"] if r["check"] == "document_decision"} == {
         (to_qingdao,), (nanjing,)}
 
+    # A reviewer corrects the Nanjing ticket (a misread: Rizhao to Qingdao on the 23rd) and approves
+    # it: the claim's checks look again; the other ticket still rejects the claim.
+    travel = {"from": "日照西站", "to": "青岛北站", "train_number": "D1692", "seat_class": "二等座",
+              "departure": "2019-04-23T08:00"}
+    r = env["client"].post(f"/v1/jobs/{nanjing}/reviews", headers=env["reviewer"], json={
+        "decision": "approve", "comment": "Ticket misread; checked the original",
+        "fields": {"travel": travel, "transaction_date": "2019-04-23"}})
+    assert r.status_code == 201, r.get_json()
+    again = env["client"].get(f"/v1/claims/{claim['id']}", headers=env["submitter"]).get_json()
+    assert not fired(again, "outside_trip_dates") and not fired(again, "trip_route_mismatch")
+    assert fired(again, "claimed_total_mismatch") and again["decision"] == "reject"
+    assert {tuple(r["job_ids"]) for r in again["reasons"] if r["check"] == "document_decision"} == {(to_qingdao,)}
+
     # The events stream of a decided claim: its state, then done, with the decision.
     stream = env["client"].get(f"/v1/claims/{claim['id']}/events", headers=env["submitter"])
     text = stream.get_data(as_text=True)
