@@ -164,7 +164,10 @@ LABELS = {
     "builtin": N_("built-in"), "inactive": N_("inactive"), "added": N_("added"), "removed": N_("removed"),
     "changed": N_("changed"), "activate": N_("activate"), "rollback": N_("rollback"), "roll_back": N_("roll back"),
     "prompt": N_("prompt"), "fields": N_("fields schema"), "document_type": N_("document type"),
-    "unknown version": N_("unknown version"), "unchanged": N_("unchanged"), "submitter": N_("submitter"), "reviewer": N_("reviewer"), "admin": N_("admin"),
+    "unknown version": N_("unknown version"), "unchanged": N_("unchanged"),
+    # expense categories (fields.expense_category)
+    "travel": N_("travel"), "meals": N_("meals"), "lodging": N_("lodging"), "transport": N_("transport"),
+    "office": N_("office"), "other": N_("other"), "open": N_("open"), "decided": N_("decided"), "submitter": N_("submitter"), "reviewer": N_("reviewer"), "admin": N_("admin"),
 }
 
 

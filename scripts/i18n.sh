@@ -14,7 +14,7 @@ PYBABEL="${PYBABEL:-.venv/bin/pybabel}"
 DIR=docket/translations
 POT="$DIR/messages.pot"
 extract() {
-  "$PYBABEL" -q extract -F babel.cfg -k _ -k t -k gettext -k ngettext:1,2 -k lazy_gettext -k N_ -k _l \
+  "$PYBABEL" -q extract -F babel.cfg -k _ -k t -k gettext -k i18n.N_ -k ngettext:1,2 -k lazy_gettext -k N_ -k _l \
     --no-location --sort-output --project Docket --copyright-holder "Docket" -o "$POT" .
 }
 case "${1:-compile}" in

@@ -9,6 +9,7 @@ a Latin word of three letters or more is an untranslated string and fails the te
 Screenshots land in test-artifacts/i18n/."""
 from __future__ import annotations
 
+import json
 import re
 from datetime import date, timedelta
 
@@ -75,13 +76,17 @@ def stack(tmp_path_factory, postgres_url, redis_url):
     try:
         weekend = encode(receipt_image(last_weekday(date.today(), 5), merchant="WEEKEND MART SDN BHD", total="45.00",
                                        items=(("SNACKS", "45.00"),)), "PNG")
-        batch = srv.http.post(f"{srv.url}/v1/batches", data={"rule": "expense_policy"}, timeout=30,
-                              files=[("files", ("weekend.png", weekend)),
-                                     ("files", ("receipt-zh.png", (SAMPLES / "receipt-zh.png").read_bytes()))])
-        assert batch.status_code == 202, batch.text
-        srv.batch_id = batch.json()["id"]
-        srv.job_ids = batch.json()["job_ids"]
+        # One expense claim (its documents are a batch too): claim, batch and job pages from one upload.
+        header = {"employee": "王芳", "purpose": "客户拜访", "trip": {"start": (date.today() - timedelta(days=9)).isoformat(),
+                                                               "end": date.today().isoformat(), "destination": "上海"}}
+        claim = srv.http.post(f"{srv.url}/v1/claims", data={"rule": "expense_policy", "claim": json.dumps(header)},
+                              timeout=30, files=[("files", ("weekend.png", weekend)),
+                                                 ("files", ("receipt-zh.png", (SAMPLES / "receipt-zh.png").read_bytes()))])
+        assert claim.status_code == 202, claim.text
+        srv.claim_id = claim.json()["id"]
+        srv.job_ids = claim.json()["job_ids"]
         srv.finished = [srv.wait_job(job_id) for job_id in srv.job_ids]
+        srv.batch_id = srv.finished[0]["batch_id"]
         assert srv.finished[0]["decision"] == "needs_review", srv.finished[0]
         srv.submitter_key = srv.create_key("submitter", srv.tenant)
         yield srv
@@ -140,7 +145,9 @@ def test_every_page_in_chinese(zh_page, stack):
 
     for name, path in [("overview", "/dashboard/overview"), ("mine", "/dashboard/mine"),
                        ("batch", f"/dashboard/batches/{stack.batch_id}"), ("policies", "/dashboard/policies"),
-                       ("policy", "/dashboard/policies/expense_policy"), ("not-found", "/dashboard/jobs/nope")]:
+                       ("policy", "/dashboard/policies/expense_policy"), ("claims", "/dashboard/claims"),
+                       ("claim-new", "/dashboard/claims/new"), ("claim", f"/dashboard/claims/{stack.claim_id}"),
+                       ("not-found", "/dashboard/jobs/nope")]:
         page.goto(url + path)
         check_page(page, name, problems)
     assert page.locator("h1").inner_text() == "未找到"

@@ -129,7 +129,7 @@ def diff(name: str):
     a_ref = request.args.get("from") or (versions[1].version if len(versions) > 1 else "")
     b_ref = request.args.get("to") or (versions[0].version if versions else "")
     if not a_ref or not b_ref:
-        abort(400, "Pick two versions to compare.")
+        abort(400, N_("Pick two versions to compare."))  # shown translated (docket/problem_text.py)
     a, b = policies.find(session, tenant, name, a_ref, builtins), policies.find(session, tenant, name, b_ref, builtins)
     changes = policies.diff(a.source, policies.find_rule(session, tenant, name, a.version, builtins),
                             b.source, policies.find_rule(session, tenant, name, b.version, builtins))

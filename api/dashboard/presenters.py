@@ -104,7 +104,8 @@ def parse_corrections(form, rows: list[FieldRow]) -> dict[str, Any] | str:
             else:
                 corrections[row.name] = raw
         except ValueError:
-            return f"{row.name}: '{raw[:60]}' is not a valid {row.kind} value."
+            return i18n.gettext("%(field)s: '%(value)s' is not a valid %(kind)s value.", field=row.name, value=raw[:60],
+                                kind=row.kind)
     return corrections
 
 

@@ -15,7 +15,7 @@ from flask.sessions import SecureCookieSessionInterface
 
 from api import context
 from api.auth import Principal
-from docket import dashboard_sessions, tenants
+from docket import dashboard_sessions, i18n, tenants
 
 SIGN_IN_ROLES = ("submitter", "reviewer", "admin")
 
@@ -56,9 +56,10 @@ def sign_in(plaintext: str) -> Principal:
     """Check the key and start a fresh session for it; raises SignInRefused with the reason."""
     key = tenants.lookup(context.db(), plaintext.strip()) if plaintext.strip() else None
     if key is None:
-        raise SignInRefused("Unknown or revoked key.")
+        raise SignInRefused(i18n.gettext("Unknown or revoked key."))
     if key.role not in SIGN_IN_ROLES:
-        raise SignInRefused(f"A {key.role} key cannot sign in to the dashboard; use a submitter, reviewer or admin key.")
+        raise SignInRefused(i18n.gettext("A %(role)s key cannot sign in to the dashboard; use a submitter, reviewer or "
+                                         "admin key.", role=key.role))
     db = context.db()
     dashboard_sessions.end(db, session.get("sid"))  # whatever this browser had before is over
     token = dashboard_sessions.start(db, key.id, context.settings().session_hours)
@@ -126,7 +127,7 @@ def signed_in(view):
     def wrapper(*args, **kwargs):
         if current() is None:
             if wants_data():
-                abort(401, "Not signed in (or the session ended): sign in again.")
+                abort(401, i18n.N_("Not signed in (or the session ended): sign in again."))
             return redirect(url_for("dashboard.index", next=request.full_path.rstrip("?") if request.method == "GET" else None))
         return view(*args, **kwargs)
 

@@ -3,6 +3,12 @@
 // claim (checks, totals, review form) by reloading once it is decided.
 (function () {
   "use strict";
+  // Statuses and stages as words of the page's language (dashboard/base.html, #i18n-strings).
+  function t(text) {
+    var strings = {};
+    try { strings = JSON.parse(document.getElementById("i18n-strings").textContent) || {}; } catch (e) { strings = {}; }
+    return strings[text] || text;
+  }
   document.addEventListener("DOMContentLoaded", function () {
     var section = document.getElementById("claim");
     if (!section || !section.dataset.events || !window.EventSource) return;
@@ -13,7 +19,7 @@
       document.getElementById("claim-done").textContent = String(done.length);
       claim.jobs.forEach(function (job) {
         var row = document.querySelector('tr[data-job="' + job.id + '"] .state');
-        if (row) row.textContent = job.stage && job.status === "running" ? "running · " + job.stage : job.status;
+        if (row) row.textContent = job.stage && job.status === "running" ? t("running") + " · " + t(job.stage) : t(job.status);
       });
       if (claim.status === "decided") {
         source.close();
