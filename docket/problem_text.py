@@ -111,6 +111,54 @@ PROBLEMS: dict[str, tuple[str, str]] = {
 }
 
 
+#: Details raised as they are (no values in them): translated exactly where the catalog has them.
+DETAILS = (
+    N_("'background' must be true or false."),
+    N_("'batch' must be a batch id."),
+    N_("'claim' is longer than 20,000 characters."),
+    N_('\'claim\' must be a JSON object: {"employee", "purpose", "trip": {"start", "end", "destination", "origin"?}, "cost_center"?, "claimed_amount"?}.'),
+    N_("'claimed_amount' must be a number from 0 to 10^12."),
+    N_("'claimed_amount' must be a number."),
+    N_("'cursor' is not one this API gave out."),
+    N_("'fields' must be an object of field names to corrected values."),
+    N_("'reanalyze' must be true or false."),
+    N_("'reviewed' must be true or false."),
+    N_('\'trip\' must be an object: {"start", "end", "destination", "origin"?}.'),
+    N_("'version' must be a version string."),
+    N_("A review needs a 'comment' saying why."),
+    N_("A tenant id is 1-64 letters, digits, '-' or '_'."),
+    N_('A trip lasts at most a year.'),
+    N_("A trip needs both 'start' and 'end'."),
+    N_('Name the policy: {"rule", "version", "filter"}.'),
+    N_('Name the two versions: ?from=VERSION&to=VERSION.'),
+    N_('No file in the batch could be accepted.'),
+    N_('No file of the claim could be accepted.'),
+    N_('No such run.'),
+    N_('Only a decided claim can be reviewed; this one is still open.'),
+    N_('Pages are numbered from 1.'),
+    N_("Send 'Authorization: Bearer <API key>'. Create a key with `docket keys create --role submitter --tenant <tenant>`."),
+    N_('Send JSON {"url", "event_types"}.'),
+    N_('Send a JSON object.'),
+    N_('Send a JSON object: {"decision", "comment", "fields"?}.'),
+    N_('Send a JSON object: {"decision", "comment"}.'),
+    N_("Send a batch as multipart/form-data with repeated 'files' fields."),
+    N_("Send a claim as multipart/form-data: 'claim' (JSON), 'rule' and repeated 'files'."),
+    N_("Send multipart/form-data (field 'file', or 'files' for a batch), or JSON with 'content_base64'."),
+    N_("Send multipart/form-data with a 'file' field, or JSON with 'content_base64'."),
+    N_("Send the claim's header as 'claim', a JSON object with at least 'employee'."),
+    N_('Send the filter\'s keys at the top level, or only {"filter": {...}}.'),
+    N_('Send the policy\'s YAML (Content-Type: application/yaml) or JSON {"source": "..."}.'),
+    N_("Send the policy's YAML as 'source' (a string), or the YAML itself with Content-Type: application/yaml."),
+    N_('That page link is out of date; start from the first page.'),
+    N_('The PDF has no pages.'),
+    N_('The PDF is encrypted with a password.'),
+    N_('The filter is a JSON object: since, until, batch, decision, reviewed.'),
+    N_("The trip's 'end' is before its 'start'."),
+    N_('This policy shows its documents to people who are not admins as redacted copies only.'),
+    N_('callback_url must be an absolute http(s) URL of at most 2000 characters.'),
+)
+
+
 def localize(code: str, title: str, detail: str) -> tuple[str, str]:
     """``title`` and ``detail`` in the current language (unchanged in English)."""
     if i18n.current() == i18n.DEFAULT:

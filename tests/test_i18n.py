@@ -199,6 +199,8 @@ def test_api_speaks_the_callers_language(api, settings):
     assert "Accept-Language" in r.headers["Vary"]
     r = api.get("/v1/jobs?limit=nope&lang=zh-Hans")
     assert (r.get_json()["code"], r.get_json()["title"]) == ("invalid_query", "查询参数无效")
+    r = api.post("/v1/webhooks", data="nope", content_type="text/plain", headers={"Accept-Language": "zh-CN"})
+    assert (r.get_json()["code"], r.get_json()["detail"]) == ("invalid_json", '请发送 JSON {"url", "event_types"}。')
     en_refusal = api.post("/v1/jobs", data={"rule": "expense_policy"}).get_json()
     zh_refusal = api.post("/v1/jobs", data={"rule": "expense_policy"}, headers={"Accept-Language": "zh-CN"}).get_json()
     assert zh_refusal["code"] == en_refusal["code"] and zh_refusal["status"] == en_refusal["status"]
