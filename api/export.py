@@ -13,6 +13,7 @@ from api import context, job_filters
 from api.auth import authenticate, principal, require
 from db import queries
 from db.queries import JobFilter, as_utc
+from docket.reasons import localize_all
 from docket.representation import current_fields
 
 bp = Blueprint("export", __name__, url_prefix="/v1")
@@ -43,7 +44,8 @@ def csv_chunks(session, flt: JobFilter, sort: str) -> Iterator[str]:
         for job in jobs:
             decision = job.decision
             fields = current_fields(job) if decision else None
-            reasons = "; ".join(f"{r.get('check')}: {r.get('message')}" for r in (decision.reasons or [])) if decision else ""
+            reasons = "; ".join(f"{r.get('check')}: {r.get('message')}"  # in the caller's language
+                                for r in localize_all(decision.reasons or [])) if decision else ""
             writer.writerow([_cell(v) for v in (
                 job.id, as_utc(job.created_at).isoformat(), job.status, job.rule_name, job.rule_version, job.filename,
                 job.current_decision, decision.decision if decision else None, job.merchant, job.amount, reasons,

@@ -36,6 +36,7 @@ _TEXTS = {
                          "policy needs to decide on it alone: check the value"),
     "model_none": N_("the model gave no usable answer"),
     "model_no_reason": N_("the model proposed this without giving a reason"),
+    "unknown": N_("unknown"),  # a placeholder whose value the document did not have
 }
 
 
@@ -77,7 +78,9 @@ def localized(reason: Any, locale: str | None = None) -> Any:
     templates = reason.get("templates")
     template = i18n.pick(templates, locale) if isinstance(templates, dict) else None
     if template and i18n.normalize(next((t for t in templates if templates[t] == template), "")) == locale:
-        shown["message"] = _render_values(template, reason.get("args") or {})
+        unknown = i18n.translations(locale).gettext(_TEXTS["unknown"])
+        values = {k: (unknown if v == "unknown" else v) for k, v in (reason.get("args") or {}).items()}
+        shown["message"] = _render_values(template, values)
     else:
         text = _catalog_text(reason, locale)
         if text is not None:
