@@ -446,6 +446,11 @@ def background_step(builtins: dict[str, Rule], *, duplicate_distance: int = 6, c
         result = {"state": tally.state()}
         if done:
             result.update(tally.result(candidate, evaluator))
+            if candidate.claim_checks:  # the claims of the policy too (docket/claims.py), as a synchronous one
+                from docket import claims
+
+                result["claims"] = claims.simulate(session, run.tenant_id, candidate, since=flt.since,
+                                                   until=flt.until, duplicate_distance=duplicate_distance)
         return Step(processed=len(rows), cursor=cursor_of(rows[-1]) if rows else run.cursor,
                     changed=tally.changed - changed_before, result=result, done=done)
 

@@ -247,6 +247,16 @@ def test_hotel_caps_duplicates_review_webhook_and_export(env):
     claims = sim.get_json()["claims"]
     assert claims["evaluated"] >= 3 and claims["checks"]["lodging_over_city_cap"] == {"more": 2, "fewer": 0}
     assert claims["transitions"] == {"approve→needs_review": 1} and claims["examples"][0]["claim_id"] == first["id"]
+    # The same in the background (a run the workers work in chunks).
+    from docket import runs, simulation
+
+    bg = client.post(f"/v1/rules/expense_policy/versions/{draft.get_json()['version']}/simulate",
+                     json={"background": True}, headers=env["reviewer"])
+    assert bg.status_code == 202, bg.get_json()
+    assert runs.drive(env["settings"].database_url, bg.get_json()["id"], simulation.background_step(load_rules())) \
+        == "succeeded"
+    done = client.get(bg.headers["Location"], headers=env["reviewer"]).get_json()
+    assert done["result"]["claims"]["transitions"] == claims["transitions"], done
 
     # A re-decision under that version decides the claims again once their documents are re-decided:
     # the approved claim now needs review; the reviewed one keeps the reviewer's decision.
