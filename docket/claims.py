@@ -18,7 +18,7 @@ from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import and_, exists, or_, select, update
+from sqlalchemy import and_, exists, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from db.claims import Claim, ClaimReview
@@ -183,7 +183,7 @@ def open_for_documents(session: Session, claim: Claim, adding: int) -> Claim:
     if locked is None or locked.status != "open":
         raise DocketError("Documents can be added to an open claim only; this one is decided.",
                           code="claim_decided", status=409, title="Claim decided")
-    held = len(session.scalars(select(Job.id).where(Job.claim_id == claim.id)).all())
+    held = session.scalar(select(func.count()).select_from(Job).where(Job.claim_id == claim.id))
     if held + adding > MAX_CLAIM_DOCUMENTS:
         raise DocketError(f"A claim holds at most {MAX_CLAIM_DOCUMENTS} documents.", code="claim_too_large",
                           status=413, title="Claim too large")
