@@ -11,7 +11,7 @@ from api.problems import problem
 from docket.representation import job_json
 from db import queries
 from db.models import Job
-from docket import live, submission
+from docket import i18n, live, submission
 from docket.errors import DocketError, NotFound
 
 bp = Blueprint("jobs", __name__, url_prefix="/v1")
@@ -145,10 +145,26 @@ def event_stream(events) -> Response:
         # docket_retry_after: kept over the rate limiter's own Retry-After (api/problems.py)
         refused.headers["Retry-After"] = refused.docket_retry_after = str(live.RETRY_AFTER_S)
         return refused
+    # Each event is built when it happens, in the language of the request that opened the stream.
+    events = _speaking(events, i18n.current())
     response = Response(stream_with_context(_releasing(events, release)), mimetype="text/event-stream",
                         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
     response.call_on_close(release)  # a response closed before its first chunk (HEAD, an early error)
     return response
+
+
+def _speaking(events, locale: str):
+    """`events`, each built under `locale` (a stream outlives the request's own language setting)."""
+    try:
+        while True:
+            with i18n.using(locale):
+                try:
+                    item = next(events)
+                except StopIteration:
+                    return
+            yield item
+    finally:
+        events.close()
 
 
 def _releasing(events, release):

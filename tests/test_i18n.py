@@ -216,6 +216,8 @@ def test_api_speaks_the_callers_language(api, settings):
     weekend_zh = next(r for r in zh["reasons"] if r["check"] == "weekend_spending")
     assert weekend_en["message"].startswith("Weekend spending") and weekend_zh["message"].startswith("周末发生的费用")
     assert zh["decisions"][0]["reasons"][0]["message"] == weekend_zh["message"]
+    streamed = api.get(f"/v1/jobs/{job_id}/events", headers={"Accept-Language": "zh-CN"}).get_data(as_text=True)
+    assert "周末发生的费用" in streamed and "Weekend spending" not in streamed  # built when sent, in the caller's language
     exported = api.get("/v1/jobs/export.csv", headers={"Accept-Language": "zh-CN"}).get_data(as_text=True)
     assert "weekend_spending: 周末发生的费用" in exported
     listed = api.get("/v1/jobs?lang=zh-Hans").get_json()["jobs"]
