@@ -54,6 +54,11 @@ def _placeholder_values(templates, params: dict, fields: dict, document: Mapping
     return values
 
 
+#: Any dotted placeholder (``{params.x}``, and a claim check's ``{claim.trip.city}``, ``{doc.filename}``…).
+_ANY_PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)+)\}")
+
+
 def _render_values(template: str, values: Mapping) -> str:
-    """``template`` with placeholders from :func:`_placeholder_values` (``unknown`` when missing)."""
-    return _PLACEHOLDER.sub(lambda m: str(values.get(f"{m.group(1)}.{m.group(2)}", "unknown")), template)
+    """``template`` with the values recorded for its placeholders (:func:`_placeholder_values`, or a
+    claim check's ``args``); ``unknown`` when one was not recorded."""
+    return _ANY_PLACEHOLDER.sub(lambda m: str(values.get(m.group(1), "unknown")), template)
