@@ -291,3 +291,20 @@ def test_cli_speaks_lang_or_the_environment(monkeypatch):
     with i18n.using("en"):
         english = cli._human({**result, "reasons": localize_all(verdict.reasons)})
     assert english.startswith("ticket.jpg: REJECT") and "[needs_review] weekend_spending: Weekend spending" in english
+
+
+def test_dates_and_money_per_language(settings, redis_url):
+    """The dashboard's filters: Babel's formats for the request's language."""
+    from datetime import datetime, timezone
+
+    from flask_babel import get_locale
+
+    app = create_app(settings, broker_url=redis_url.rsplit("/", 1)[0] + "/14")
+    moment = datetime(2026, 12, 7, 15, 4, tzinfo=timezone.utc)
+    for lang, money, when in (("zh-Hans", "¥1,234.50", "2026年12月7日 15:04 UTC"),
+                              ("en", "CN¥1,234.50", "2026-12-07 15:04 UTC")):
+        with app.test_request_context(f"/dashboard?lang={lang}"):
+            i18n.set_current_lazy(lambda: str(get_locale()))  # as api/i18n.py does per request
+            env = app.jinja_env
+            assert env.filters["money"](1234.5, "CNY") == money
+            assert env.filters["when"](moment) == when
