@@ -55,6 +55,25 @@ def test_catalog_complete_and_compiled():
     assert shipped == wanted, "messages.mo is stale: run bash scripts/i18n.sh compile and commit it"
 
 
+def test_every_marked_string_is_in_the_catalog(tmp_path):
+    """What the source marks for translation today (as scripts/i18n.sh extracts it) is all in the
+    catalog, translated: a new _() / t() string without `bash scripts/i18n.sh update` fails here."""
+    import subprocess
+    import sys
+
+    script = (ROOT / "scripts" / "i18n.sh").read_text()
+    keywords = re.search(r"extract -F babel.cfg (.*?) \\\n", script).group(1).split()
+    pot = tmp_path / "messages.pot"
+    subprocess.run([sys.executable, "-m", "babel.messages.frontend", "-q", "extract", "-F", "babel.cfg", *keywords,
+                    "-o", str(pot), "."], cwd=ROOT, check=True, capture_output=True)
+    with pot.open("rb") as f:
+        marked = {m.id if isinstance(m.id, str) else m.id[0] for m in read_po(f) if m.id}
+    translated = {m.id if isinstance(m.id, str) else m.id[0] for m in catalog() if m.id and m.string}
+    assert len(marked) > 300
+    missing = sorted(marked - translated)
+    assert not missing, f"marked for translation but not in {PO.name} (bash scripts/i18n.sh update, translate): {missing}"
+
+
 def _codes_in_source() -> set[str]:
     codes = set()
     pattern = re.compile(r"""code\s*=\s*["']([a-z_]+)["']|problem\(\s*\d+,\s*["']([a-z_]+)["']""")
