@@ -86,7 +86,7 @@ def test_submitter_signs_in_to_its_own_pages_and_unknown_keys_are_refused(page, 
     sign_in(page, stack, stack.submitter_key)
     page.wait_for_url("**/dashboard/upload")
     nav = page.locator("header nav a")
-    assert [nav.nth(i).inner_text() for i in range(nav.count())] == ["Upload", "My submissions"]
+    assert [nav.nth(i).inner_text() for i in range(nav.count())] == ["Upload", "My submissions", "Claims"]
     assert page.goto(f"{stack.url}/dashboard/jobs/{stack.jobs['weekend.png']}").status == 404  # not its job
     page.click(".sign-out button")
     sign_in(page, stack, "dk_not_a_key")
