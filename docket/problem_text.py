@@ -82,6 +82,11 @@ PROBLEMS: dict[str, tuple[str, str]] = {
     "model_unavailable": (N_("Model unavailable"), N_("The vision-language model is not available on this worker.")),
     "model_out_of_memory": (N_("Model out of memory"), N_("The model ran out of GPU memory on this document.")),
     "internal_error": (N_("Internal server error"), N_("An unexpected error occurred; it has been logged.")),
+    # A job's failure (GET /v1/jobs/{id} `error`): the worker's codes
+    "analysis_error": (N_("Analysis failed"), N_("The document could not be analysed; the error has been logged.")),
+    "transient_error": (N_("Temporary failure"),
+                        N_("The analysis failed for a passing reason (a service was unavailable); submit it again.")),
+    "worker_lost": (N_("Worker lost"), N_("Every attempt ended without a result (the worker stopped); submit it again.")),
     # HTTP errors with no problem of their own (werkzeug's names, lowercased)
     "method_not_allowed": (N_("Method Not Allowed"), N_("This route does not accept that method.")),
     "not_acceptable": (N_("Not Acceptable"), N_("No representation matches the Accept header.")),

@@ -60,7 +60,7 @@ def job_json(job: Job, *, history: bool = False) -> dict:
         "created_at": _time(job.created_at),
         "started_at": _time(job.started_at),
         "finished_at": _time(job.finished_at),
-        "error": {"code": job.error_code, "message": job.error_message} if job.status == "failed" else None,
+        "error": {"code": job.error_code, "message": _error_message(job)} if job.status == "failed" else None,
         "callback_url": job.callback_url,
         "submitted_by": job.submitted_by,
         "cached_from": job.cached_from,
@@ -116,6 +116,15 @@ def webhook_job_json(job: Job) -> dict:
     if job.decision is not None and isinstance(job.decision.reasons, list):
         body["reasons"] = [dict(r) if isinstance(r, dict) else r for r in job.decision.reasons]
     return body
+
+
+def _error_message(job: Job) -> str | None:
+    """A failed job's message in the reader's language (its code's explanation; English as stored)."""
+    if i18n.current() == i18n.DEFAULT or not job.error_code:
+        return job.error_message
+    from docket.problem_text import localize
+
+    return localize(job.error_code, "", job.error_message or "")[1]
 
 
 def decisions_json(job: Job) -> list[dict]:

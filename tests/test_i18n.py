@@ -245,6 +245,15 @@ def test_api_speaks_the_callers_language(api, settings):
         stored = s.get(Job, job_id).decision.reasons
     assert next(r for r in stored if r["check"] == "weekend_spending")["message"] == weekend_en["message"]
 
+    # A failed job's error: its code as stored, its message explained in the caller's language.
+    data = encode(receipt_image(date.today()), "PNG")
+    failed = api.post("/v1/jobs", data={"rule": "expense_policy", "file": (io.BytesIO(data), "x.png")}).get_json()["id"]
+    with session_scope(settings.database_url) as s:
+        assert lifecycle.fail(s, failed, "analysis_error", "ValueError: boom", lifecycle.claim(s, failed, 600))
+    error = api.get(f"/v1/jobs/{failed}", headers={"Accept-Language": "zh"}).get_json()["error"]
+    assert error == {"code": "analysis_error", "message": "无法识别该单据，错误已记录。"}
+    assert api.get(f"/v1/jobs/{failed}").get_json()["error"]["message"] == "ValueError: boom"
+
     # Webhooks: each subscription in its own language; the review's request language does not leak.
     hooks = {}
     for language in ("zh-Hans", None):
