@@ -92,6 +92,12 @@ def _remember_on_key(locale: str) -> None:
         db.commit()
 
 
+def _job_error(job) -> str | None:
+    from docket.representation import error_message
+
+    return error_message(job)
+
+
 def init_app(app: Flask) -> None:
     app.config.setdefault("BABEL_DEFAULT_LOCALE", i18n.DEFAULT)
     app.config["BABEL_TRANSLATION_DIRECTORIES"] = str(i18n.TRANSLATIONS_DIR)
@@ -130,6 +136,7 @@ def init_app(app: Flask) -> None:
     app.jinja_env.globals["label"] = i18n.label
     app.jinja_env.filters["label"] = i18n.label
     app.jinja_env.globals["js_strings"] = js_strings
+    app.jinja_env.globals["job_error"] = _job_error
 
 
 def lang_url(locale: str) -> str:

@@ -60,7 +60,7 @@ def job_json(job: Job, *, history: bool = False) -> dict:
         "created_at": _time(job.created_at),
         "started_at": _time(job.started_at),
         "finished_at": _time(job.finished_at),
-        "error": {"code": job.error_code, "message": _error_message(job)} if job.status == "failed" else None,
+        "error": {"code": job.error_code, "message": error_message(job)} if job.status == "failed" else None,
         "callback_url": job.callback_url,
         "submitted_by": job.submitted_by,
         "cached_from": job.cached_from,
@@ -118,7 +118,7 @@ def webhook_job_json(job: Job) -> dict:
     return body
 
 
-def _error_message(job: Job) -> str | None:
+def error_message(job: Job) -> str | None:
     """A failed job's message in the reader's language (its code's explanation; English as stored)."""
     if i18n.current() == i18n.DEFAULT or not job.error_code:
         return job.error_message
