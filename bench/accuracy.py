@@ -96,25 +96,19 @@ def read_labels(folder: Path, limit: int | None = None) -> list[dict]:
 def _init_ocr_worker() -> None:
     """Pool initialiser: one ONNX Runtime thread per worker process.
 
-    worker.ocr builds its engine with rapidocr's defaults, which give every session as many
-    threads as there are cores; with one process per core that oversubscribes the CPU and
-    is about 30% slower than one thread each. The engine is pre-built here with the same
-    settings plus single-threaded sessions; if worker.ocr ever stops exposing `_engine`, this
-    does nothing and the defaults apply.
+    worker.ocr gives its engine as many threads as there are cores for one worker process;
+    with one process per core that oversubscribes the CPU. Here each process's engine is
+    single-threaded unless DOCKET_OCR_THREADS says otherwise; every other DOCKET_OCR_*
+    setting applies as in the worker, so candidates are measured as they would run.
     """
-    try:
-        import worker.ocr as ocr_module
+    from dataclasses import replace
 
-        if getattr(ocr_module, "_engine", "absent") is None:
-            from rapidocr import RapidOCR
+    import worker.ocr as ocr_module
 
-            ocr_module._engine = RapidOCR(params={
-                "Global.log_level": "warning",
-                "EngineConfig.onnxruntime.intra_op_num_threads": 1,
-                "EngineConfig.onnxruntime.inter_op_num_threads": 1,
-            })
-    except Exception:  # the defaults still work, only slower
-        pass
+    config = ocr_module.settings()
+    if not os.environ.get("DOCKET_OCR_THREADS"):
+        config = replace(config, threads=1)
+    ocr_module.configure(config)
 
 
 def read_document(task: tuple[str, str | None]) -> tuple[str, dict, float, str | None]:

@@ -305,6 +305,8 @@ def worker(queues: str, concurrency: int | None, beat: bool, pool: str | None, m
 
     if concurrency is None:
         concurrency = settings.model.batch_size if gpu and pool == "threads" else 1 if gpu else (os.cpu_count() or 1)
+    # worker/ocr.py gives each process's OCR engine the cores divided by this (DOCKET_OCR_THREADS=0).
+    os.environ["DOCKET_WORKER_CONCURRENCY"] = str(concurrency)
     argv = ["worker", "--queues", queues, "--concurrency", str(concurrency), "--pool", pool,
             "--loglevel", os.environ.get("DOCKET_LOG_LEVEL", "INFO"), "--without-gossip", "--without-mingle"]
     if beat:

@@ -72,6 +72,59 @@ class ModelSettings:
         return dict(self.rule_max_pixels).get(rule_name, self.max_pixels)
 
 
+OCR_ENGINES = ("onnxruntime", "openvino")
+OCR_CLASSIFIER_MODES = ("auto", "always", "never")
+
+
+def _ocr_choice(name: str, default: str, allowed: tuple) -> str:
+    value = (os.environ.get(name) or default).strip().lower()
+    if value not in allowed:
+        raise ValueError(f"{name} must be one of {', '.join(allowed)}, not {value!r}")
+    return value
+
+
+def _ocr_number(name: str, default, low, high, kind=int):
+    raw = (os.environ.get(name) or "").strip()
+    if not raw:
+        return default
+    try:
+        value = kind(raw)
+    except ValueError:
+        raise ValueError(f"{name} must be a {'whole ' if kind is int else ''}number "
+                         f"from {low} to {high}, not {raw!r}") from None
+    if not low <= value <= high:
+        raise ValueError(f"{name} must be from {low} to {high}, not {raw!r}")
+    return value
+
+
+@dataclass(frozen=True)
+class OcrSettings:
+    """The `ocr` analyzer's engine (worker/ocr.py). Defaults chosen by measurement (issue 24)."""
+
+    engine: str = "onnxruntime"             # DOCKET_OCR_ENGINE: onnxruntime or openvino (needs `openvino` installed)
+    threads: int = 0                        # DOCKET_OCR_THREADS: intra-op threads per process (0: cores / concurrency)
+    page_threads: int = 0                   # DOCKET_OCR_PAGE_THREADS: pages of one document read at once (0: = threads)
+    det_limit_side: int = 736               # DOCKET_OCR_DET_LIMIT_SIDE: detector input side (rapidocr Det.limit_side_len)
+    det_limit_type: str = "min"             # DOCKET_OCR_DET_LIMIT_TYPE: min (shorter side at least) or max (longer at most)
+    classifier: str = "auto"                # DOCKET_OCR_CLASSIFIER: auto (only lines that need it), always, never
+    classifier_below: float = 0.9           # DOCKET_OCR_CLASSIFIER_BELOW: auto: lines read under this score, or vertical
+    rec_batch: int = 6                      # DOCKET_OCR_REC_BATCH: text lines per recogniser call
+
+    @classmethod
+    def from_env(cls) -> "OcrSettings":
+        """A bad DOCKET_OCR_* value stops the start (ValueError naming the variable)."""
+        return cls(
+            engine=_ocr_choice("DOCKET_OCR_ENGINE", "onnxruntime", OCR_ENGINES),
+            threads=_ocr_number("DOCKET_OCR_THREADS", 0, 0, 256),
+            page_threads=_ocr_number("DOCKET_OCR_PAGE_THREADS", 0, 0, 64),
+            det_limit_side=_ocr_number("DOCKET_OCR_DET_LIMIT_SIDE", 736, 32, 4096),
+            det_limit_type=_ocr_choice("DOCKET_OCR_DET_LIMIT_TYPE", "min", ("min", "max")),
+            classifier=_ocr_choice("DOCKET_OCR_CLASSIFIER", "auto", OCR_CLASSIFIER_MODES),
+            classifier_below=_ocr_number("DOCKET_OCR_CLASSIFIER_BELOW", 0.9, 0.0, 1.0, float),
+            rec_batch=_ocr_number("DOCKET_OCR_REC_BATCH", 6, 1, 256),
+        )
+
+
 @dataclass(frozen=True)
 class Settings:
     data_dir: Path
@@ -148,6 +201,8 @@ class Settings:
     s3_endpoint_url: str | None = None
     # --- the `model` analyzer (GPU workers; see worker/vlm/) ---
     model: ModelSettings = field(default_factory=ModelSettings)
+    # --- the `ocr` analyzer's engine (worker/ocr.py) ---
+    ocr: OcrSettings = field(default_factory=OcrSettings)
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -197,6 +252,7 @@ class Settings:
             storage_url=_storage_url(os.environ.get("DOCKET_STORAGE_URL") or None),
             s3_endpoint_url=os.environ.get("DOCKET_S3_ENDPOINT_URL") or None,
             model=ModelSettings.from_env(),
+            ocr=OcrSettings.from_env(),
         )
 
     @property

@@ -13,7 +13,8 @@ from worker.analyzers.base import Analysis
 
 def _ocr_lines(document: PreparedDocument) -> list[ocr.OcrLine]:
     """OCR every prepared page, stacking pages vertically so reading order holds across them."""
-    return stacked_lines(document.pages, lambda page: ocr.recognise(page.image))
+    per_page = iter(ocr.recognise_pages([page.image for page in document.pages]))
+    return stacked_lines(document.pages, lambda page: next(per_page))
 
 
 def _text_lines(text: str) -> list[ocr.OcrLine]:

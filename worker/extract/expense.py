@@ -55,6 +55,9 @@ def page_lines(document: PreparedDocument, recognise: Callable) -> tuple[list[li
     if (document.mime_type == "application/pdf" and document.has_text_layer
             and not text_layer_is_garbage(document.text_layer) and any(p.text_lines for p in pages)):
         return [page.text_lines for page in pages], "text_layer"
+    read_pages = getattr(recognise, "pages", None)  # worker.ocr reads several pages in parallel
+    if read_pages is not None:
+        return read_pages([page.image for page in pages]), "ocr"
     return [recognise(page.image) for page in pages], "ocr"
 
 
