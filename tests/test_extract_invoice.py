@@ -985,3 +985,15 @@ def test_fine_print_footer_date_is_not_the_issue_date():
             [("Datum:", 900, 0.45), ("30.10.2024", 1000, 0.45)]]
     ex = extract_invoice(page(rows), None)
     assert ex.fields["transaction_date"] == "2024-11-01"
+
+
+def test_tax_line_naming_its_base():
+    """'zzgl. 19% MwSt. aus 100,00 €  19,00 €': the tax is the amount beside the base, and net +
+    tax = total confirms all three."""
+    rows = [[("Medienhaus Kappel GmbH & Co. KG", 60, 1.4)], [("Rechnung Nr. 02581", 60)], [("Datum: 04.07.2023", 60)], "",
+            [("Zwischensumme (zzgl. MwSt.)", 700), ("100,00 €", 1200)],
+            [("zzgl. 19,0% MwSt. aus 100,00 €", 700), ("19,00 €", 1200)],
+            [("Gesamtbetrag", 700), ("119,00 €", 1200)]]
+    ex = extract_invoice(page(rows), None)
+    assert check(ex, {"subtotal": 100.0, "tax": 19.0, "total": 119.0}) == {}
+    assert all("arithmetic" in ex.notes[k] for k in ("subtotal", "tax", "total"))

@@ -113,6 +113,9 @@ def _classify(fold: str) -> tuple[str, int] | None:
     return None
 
 
+_BASE_BEFORE_RE = re.compile(r"\b(?:AUS|VON|FROM|ON|OF|SUR|DE|VAN|OVER|SU|SOBRE|BASIS|BASE|AUF)\s*(?:[€$£]|EUR|USD|GBP|CHF)?\s*$")
+
+
 def _column_currency(doc: _Doc, box: _IL) -> str | None:
     """The currency code printed at the head of a value's column ("USD" over one column of
     amounts, "EUR" over the next), if any."""
@@ -131,6 +134,9 @@ def _label_amount(doc: _Doc, l: _IL, end: int, currency: str | None = None) -> t
     several currencies (a column per currency, its code at the column's head), the one in the
     document's currency."""
     own = [a for a in doc.amounts(l.text) if a.start >= end - 2]
+    # "zzgl. 19% MwSt. aus 100,00 €", "VAT 20% on £400.00": the amount the tax is reckoned on,
+    # not the tax; the tax is the amount beside it
+    own = [a for a in own if not _BASE_BEFORE_RE.search(_fold(l.text[:a.start]))]
     if own:
         return own[-1], [l]
     got = None
