@@ -78,28 +78,37 @@ def _follow(settings: Settings, claim_id: str, job_ids: list[str], timeout: floa
 
 
 def human(body: dict, rejected: list[dict]) -> str:
-    """The claim's decision with its reasons, totals and documents, for a terminal."""
+    """The claim's decision with its reasons, totals and documents, for a terminal (in the current
+    language, docket.i18n: values themselves in English, their words in other languages)."""
+    from docket import i18n
+
+    _, word = i18n.gettext, i18n.value_word
     header = body["claim"]
     trip = header.get("trip") or {}
-    where = f", trip {trip.get('start')}..{trip.get('end')} {trip.get('destination') or ''}".rstrip() if trip else ""
-    lines = [f"claim {body['id']}: {body['decision'] or body['status']}  ({header['employee']}{where})"]
+    where = _(", trip %(start)s..%(end)s %(destination)s", start=trip.get("start"), end=trip.get("end"),
+              destination=trip.get("destination") or "").rstrip() if trip else ""
+    lines = [_("claim %(id)s: %(decision)s  (%(employee)s%(where)s)", id=body["id"],
+               decision=word(body["decision"] or body["status"]), employee=header["employee"], where=where)]
     names = {d["job_id"]: d["filename"] for d in body.get("documents") or []}
     names.update({j["id"]: j["filename"] for j in body["jobs"] if j["id"] not in names})
     totals = body.get("totals")
     if totals:
-        parts = ", ".join(f"{k} {v:g}" for k, v in sorted(totals["by_category"].items()))
-        lines.append(f"  totals: {totals['currency']} {totals['amount']:g} ({parts}); deductible VAT "
-                     f"{totals['currency']} {totals['deductible_vat']:g}")
+        parts = ", ".join(f"{word(k)} {v:g}" for k, v in sorted(totals["by_category"].items()))
+        lines.append(_("  totals: %(currency)s %(amount)s (%(parts)s); deductible VAT %(currency)s %(vat)s",
+                       currency=totals["currency"], amount=f"{totals['amount']:g}", parts=parts,
+                       vat=f"{totals['deductible_vat']:g}"))
     for reason in body["reasons"]:
         concerned = ", ".join(names.get(j, j) for j in reason.get("job_ids") or [])
-        lines.append(f"  - [{reason['outcome']}] {reason['check']}: {reason['message']}"
+        lines.append(f"  - [{word(reason['outcome'])}] {reason['check']}: {reason['message']}"
                      + (f"  [{concerned}]" if concerned else ""))
     for doc in body.get("documents") or []:
         amount = f"{doc['amount']:g}" if doc.get("amount") is not None else "?"
-        lines.append(f"  {doc['filename']}: {doc['decision']}  {doc['category']}  {doc.get('date') or ''}  {amount}")
+        category = word(doc["category"]) if doc.get("category") else doc.get("category")
+        lines.append(f"  {doc['filename']}: {word(doc['decision']) if doc.get('decision') else doc.get('decision')}  "
+                     f"{category}  {doc.get('date') or ''}  {amount}")
     if body["status"] != "decided":
-        lines.append("  not decided before the deadline: " + ", ".join(
-            f"{j['filename']} {j['status']}" for j in body["jobs"] if j["status"] in ("queued", "running")))
+        lines.append(_("  not decided before the deadline: ") + ", ".join(
+            f"{j['filename']} {word(j['status'])}" for j in body["jobs"] if j["status"] in ("queued", "running")))
     for r in rejected:
-        lines.append(f"  rejected {r['file']}: {r['code']}: {r['detail']}")
+        lines.append(_("  rejected %(file)s: %(code)s: %(detail)s", file=r["file"], code=r["code"], detail=r["detail"]))
     return "\n".join(lines)

@@ -442,6 +442,8 @@ def claim(files: tuple[Path, ...], rule: str, employee: str, purpose: str | None
     from docket.claim_cli import human, run
     from docket.errors import DocketError
 
+    _speak(machine_output=as_json)
+
     trip = {k: v for k, v in (("start", trip_start), ("end", trip_end), ("destination", destination),
                               ("origin", origin)) if v}
     header = {"employee": employee, "purpose": purpose, "trip": trip or None, "cost_center": cost_center,

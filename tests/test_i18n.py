@@ -336,3 +336,22 @@ def test_dates_and_money_per_language(settings, redis_url):
             env = app.jinja_env
             assert env.filters["money"](1234.5, "CNY") == money
             assert env.filters["when"](moment) == when
+
+
+def test_claim_cli_output_in_chinese():
+    from docket.claim_cli import human
+
+    body = {"id": "c1", "status": "decided", "decision": "needs_review",
+            "claim": {"employee": "王芳", "trip": {"start": "2026-12-01", "end": "2026-12-03", "destination": "上海"}},
+            "totals": {"currency": "CNY", "amount": 1234.5, "by_category": {"lodging": 900.0, "meals": 334.5},
+                       "deductible_vat": 50.94},
+            "reasons": [{"check": "meals_over_daily_cap", "outcome": "needs_review", "message": "…", "job_ids": ["j1"]}],
+            "documents": [{"job_id": "j1", "filename": "餐饮.png", "decision": "approve", "category": "meals",
+                           "date": "2026-12-02", "amount": 334.5}], "jobs": []}
+    with i18n.using("zh_Hans"):
+        text = human(body, [])
+    assert text.splitlines()[0] == "报销单 c1：待复核（王芳，行程 2026-12-01 至 2026-12-03 上海）"
+    assert "合计：CNY 1234.5（住宿 900, 餐饮 334.5）；可抵扣进项税额 CNY 50.94" in text
+    assert "[待复核] meals_over_daily_cap" in text and "餐饮.png: 通过  餐饮  2026-12-02  334.5" in text
+    with i18n.using("en"):
+        assert human(body, []).splitlines()[0] == "claim c1: needs_review  (王芳, trip 2026-12-01..2026-12-03 上海)"
