@@ -452,7 +452,9 @@ def claim(files: tuple[Path, ...], rule: str, employee: str, purpose: str | None
         body, rejected = run(list(files), rule=rule, header=header, analyzer=analyzer,
                              workers=workers or min(len(files), os.cpu_count() or 1), timeout=timeout)
     except DocketError as exc:
-        raise click.UsageError(exc.detail) from None
+        from docket.problem_text import localize
+
+        raise click.UsageError(localize(exc.code, exc.title, exc.detail)[1]) from None
     click.echo(json.dumps({**body, "rejected": rejected}, ensure_ascii=False) if as_json else human(body, rejected))
     sys.exit(0 if body["status"] == "decided" and body["decision"] == "approve" else 1)
 
