@@ -997,3 +997,17 @@ def test_tax_line_naming_its_base():
     ex = extract_invoice(page(rows), None)
     assert check(ex, {"subtotal": 100.0, "tax": 19.0, "total": 119.0}) == {}
     assert all("arithmetic" in ex.notes[k] for k in ("subtotal", "tax", "total"))
+
+
+def test_issuer_named_by_the_footer_domain():
+    """Two unlabelled parties side by side under the title: the one the footer's e-mail domain
+    spells is the issuer, not the window address on the left."""
+    rows = [[("Invoice 103767", 60, 1.6)], [("February 17, 2026", 60)], "",
+            [("Fabrikam Logistics", 60), ("NORTHWIND DE", 1300)],
+            [("Station Road, 21", 60), ("Hofstraße 12", 1300)],
+            [("48436 Düsseldorf", 60), ("20097 Hamburg", 1300)], "",
+            [("Subtotal", 900), ("573.00", 1300)], [("19% VAT", 900), ("108.87", 1300)],
+            [("Total € Incl. VAT", 900), ("681.87", 1300)]] + [""] * 20 + [
+            [("VAT Registration No.", 60), ("Email", 900)], [("DE777777777", 60), ("info@northwind.com", 900)]]
+    ex = extract_invoice(page(rows), None)
+    assert ex.fields["merchant_name"] == "NORTHWIND DE" and ex.fields["total"] == 681.87

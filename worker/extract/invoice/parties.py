@@ -160,6 +160,33 @@ def _letterhead(doc: _Doc, excluded: set[int], buyer_names: set[str]) -> tuple[s
     return name, used, conf
 
 
+_FREE_MAIL = {"GMAIL", "GOOGLEMAIL", "OUTLOOK", "HOTMAIL", "LIVE", "YAHOO", "GMX", "WEB", "ICLOUD", "ME", "MAIL", "AOL",
+              "PROTONMAIL", "T-ONLINE", "FREENET", "ORANGE", "FREE", "WANADOO", "LAPOSTE", "QQ", "163", "126", "EXAMPLE"}
+
+
+def _domain_issuer(doc: _Doc, head: tuple[str, list[_IL], float], excluded: set[int]) -> tuple | None:
+    """Unlabelled parties side by side at the top: the one whose name the footer's e-mail or web
+    domain spells ("info@cronus.com" under "CRONUS DE") is the issuer, when the letterhead chosen
+    is not."""
+    stems = set()
+    for l in doc.ls:
+        height = max(1.0, l.page_bottom - l.page_top)
+        if l.y0 < l.page_bottom - 0.25 * height:
+            continue
+        for m in re.finditer(r"(?:@|WWW\.)([A-Z0-9-]{4,})\.[A-Z]{2,}", l.fold):
+            if m.group(1) not in _FREE_MAIL:
+                stems.add(m.group(1).replace("-", ""))
+    if not stems or any(stem in _fold(head[0]).replace(" ", "") for stem in stems):
+        return None
+    page = doc.page0
+    limit = doc.p0_top + 0.3 * max(1.0, doc.p0_bottom - doc.p0_top)
+    named = [l for l in page if l.y0 < limit and l.idx not in excluded and _name_like(l)
+             and any(stem in l.fold.replace(" ", "") for stem in stems)]
+    if len(named) != 1:
+        return None
+    return _clean_name(named[0].text), [named[0]], 0.7
+
+
 _STRONG_SELLER_RE = re.compile(r"SELLER|SOLD\s*BY|ISSUE|BILL(?:ED)?\s*FROM|INVOICE\s*FROM|VERKAUFER|RECHNUNGSSTELLER|VENDEUR|EMETTEUR")
 
 
@@ -201,7 +228,7 @@ def _issuer(doc: _Doc, blocks: list[_Block]) -> tuple[str, list[_IL], float] | N
                 return head
         return sender[0], sender[1], 0.8
     if head:
-        return head
+        return _domain_issuer(doc, head, excluded) or head
     payees = [b for b in blocks if b.kind == "payee" and b.name]
     if payees:
         return payees[0].name[0], payees[0].name[1], 0.5
