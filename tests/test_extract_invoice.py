@@ -733,8 +733,8 @@ def test_invoices_dev_read_from_the_page():
     assert result["errors"] == 0, [d for d in result["per_document"] if d["error"]]
     misses = [f"{d['file']} {k}: label={d['label'][k]!r} got={d['predicted'][k]!r}"
               for d in result["per_document"] for k, ok in d["correct"].items() if not ok]
-    floors = {"seller_name": 0.9, "issue_date": 0.97, "total": 0.97, "currency": 0.97, "invoice_number": 0.9,
-              "buyer_name": 0.85}  # measured: 0.94, 1.00, 1.00, 1.00, 0.95, 0.90
+    floors = {"seller_name": 0.95, "issue_date": 0.97, "total": 0.97, "currency": 0.97, "invoice_number": 0.9,
+              "buyer_name": 0.85}  # measured: 0.97, 1.00, 1.00, 1.00, 0.95, 0.90
     for name, floor in floors.items():
         assert result["fields"][name] >= floor, (name, result["fields"], misses)
 
