@@ -101,7 +101,7 @@ def _ocr_number(name: str, default, low, high, kind=int):
 class OcrSettings:
     """The `ocr` analyzer's engine (worker/ocr.py). Defaults chosen by measurement (issue 24)."""
 
-    engine: str = "onnxruntime"             # DOCKET_OCR_ENGINE: onnxruntime or openvino (needs `openvino` installed)
+    engine: str = "openvino"                # DOCKET_OCR_ENGINE: openvino or onnxruntime (same models, same accuracy)
     threads: int = 0                        # DOCKET_OCR_THREADS: intra-op threads per process (0: cores / concurrency)
     page_threads: int = 0                   # DOCKET_OCR_PAGE_THREADS: pages of one document read at once (0: = threads)
     det_limit_side: int = 736               # DOCKET_OCR_DET_LIMIT_SIDE: detector input side (rapidocr Det.limit_side_len)
@@ -114,7 +114,7 @@ class OcrSettings:
     def from_env(cls) -> "OcrSettings":
         """A bad DOCKET_OCR_* value stops the start (ValueError naming the variable)."""
         return cls(
-            engine=_ocr_choice("DOCKET_OCR_ENGINE", "onnxruntime", OCR_ENGINES),
+            engine=_ocr_choice("DOCKET_OCR_ENGINE", "openvino", OCR_ENGINES),
             threads=_ocr_number("DOCKET_OCR_THREADS", 0, 0, 256),
             page_threads=_ocr_number("DOCKET_OCR_PAGE_THREADS", 0, 0, 64),
             det_limit_side=_ocr_number("DOCKET_OCR_DET_LIMIT_SIDE", 736, 32, 4096),

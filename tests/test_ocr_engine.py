@@ -40,6 +40,12 @@ def test_settings_are_read_and_bad_values_stop_the_start(monkeypatch):
     assert params["Det.limit_side_len"] == 960 and params["Det.limit_type"] == "max"
     assert params["Rec.rec_batch_num"] == 12 and params["EngineConfig.onnxruntime.intra_op_num_threads"] == 3
     assert params["Global.use_cls"] is False
+    assert "Det.engine_type" not in ocr.engine_params(OcrSettings(engine="onnxruntime"), 1)
+    from rapidocr import EngineType
+
+    openvino = ocr.engine_params(OcrSettings(), 1)  # the default engine
+    assert openvino["Det.engine_type"] == openvino["Rec.engine_type"] == EngineType.OPENVINO
+    assert openvino["EngineConfig.openvino.inference_num_threads"] == 1
 
     bad = [("DOCKET_OCR_ENGINE", "tensorflow"), ("DOCKET_OCR_THREADS", "two"), ("DOCKET_OCR_THREADS", "-1"),
            ("DOCKET_OCR_DET_LIMIT_SIDE", "10"), ("DOCKET_OCR_DET_LIMIT_TYPE", "middle"),
