@@ -94,8 +94,8 @@ def saturation(env: dict, images: list[Path], workers: int) -> float:
     """Documents decided per second with every receipt submitted at once."""
     server, url = _serve(env, workers)
     try:
-        with ThreadPoolExecutor(workers) as warm:  # every worker process loads its models first
-            list(warm.map(lambda p: _decide(url, p, p.read_bytes()), images[:workers]))
+        with ThreadPoolExecutor(2 * workers) as warm:  # every worker process loads its models first
+            list(warm.map(lambda p: _decide(url, p, p.read_bytes()), (images * 2)[:2 * workers]))
         payloads = [(p, p.read_bytes()) for p in images]
         started = time.perf_counter()
         with ThreadPoolExecutor(4 * workers) as pool:
