@@ -78,7 +78,7 @@ def test_submitters_get_upload_and_their_own_submissions_only(client, settings):
     assert client.get("/dashboard").headers["Location"] == "/dashboard/upload"  # not the queue
     page = client.get("/dashboard/upload").get_data(as_text=True)
     nav = re.search(r"<nav>(.*?)</nav>", page, re.S).group(1)
-    assert re.findall(r">([^<]+)</a>", nav) == ["Upload", "My submissions"]
+    assert re.findall(r">([^<]+)</a>", nav) == ["Upload", "My submissions", "Claims"]
     for path in ("/dashboard/overview", "/dashboard/export.csv", "/dashboard/policies",
                  "/dashboard/policies/expense_policy"):
         assert client.get(path).status_code == 403, path

@@ -100,7 +100,7 @@ def test_submitter_uploads_three_files_and_watches_their_decisions(page, stack):
     sign_in(page, stack, stack.submitter_key)
     page.wait_for_url("**/dashboard/upload")
     nav = page.locator("header nav a")
-    assert [nav.nth(i).inner_text() for i in range(nav.count())] == ["Upload", "My submissions"]
+    assert [nav.nth(i).inner_text() for i in range(nav.count())] == ["Upload", "My submissions", "Claims"]
     form = page.locator("form#upload[data-ready=true]")
     form.wait_for()
     # Marks this document: a reload would start a new one without it.
@@ -213,7 +213,7 @@ def test_submitter_cannot_open_the_queue_or_anyone_elses_jobs(page, stack):
     sign_in(page, stack, stack.reviewer_key)
     nav = page.locator("header nav a")
     assert [nav.nth(i).inner_text() for i in range(nav.count())] == ["Queue", "Overview", "Policies", "Upload",
-                                                                     "My submissions"]
+                                                                     "My submissions", "Claims"]
     assert page.goto(f"{stack.url}/dashboard/jobs/{job_id}").status == 200
     assert page.goto(f"{stack.url}/dashboard/upload").status == 200
 
