@@ -96,6 +96,10 @@ def engine_params(config: OcrSettings, threads: int) -> dict:
         models = Path(rapidocr.__file__).parent / "models"
         params.update({
             "EngineConfig.openvino.inference_num_threads": threads,
+            # No pinning: several worker processes (and other services) share the cores, and
+            # OpenVINO would pin each process's threads to the same first cores.
+            "EngineConfig.openvino.enable_cpu_pinning": False,
+            "EngineConfig.openvino.performance_hint": "LATENCY",
             "Det.engine_type": EngineType.OPENVINO, "Det.model_path": str(models / "PP-OCRv6_det_small.onnx"),
             "Rec.engine_type": EngineType.OPENVINO, "Rec.model_path": str(models / "PP-OCRv6_rec_small.onnx"),
             "Cls.engine_type": EngineType.OPENVINO,
