@@ -117,7 +117,9 @@ def test_deploy_files():
         assert name in exprs, name
     prometheus = yaml.safe_load((ROOT / "deploy" / "prometheus.yml").read_text())
     api = [j for j in prometheus["scrape_configs"] if j["job_name"] == "docket-api"][0]
-    assert api["authorization"]["type"] == "Bearer" and api["static_configs"][0]["targets"] == ["api:8000"]
+    # every replica of the compose `api` service (scaled behind nginx): Docker's DNS gives one address each
+    assert api["authorization"]["type"] == "Bearer"
+    assert api["dns_sd_configs"][0]["names"] == ["api"] and api["dns_sd_configs"][0]["port"] == 8000
     compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
     assert {"prometheus", "grafana"} <= set(compose["services"])
     assert "--metrics-port" in compose["services"]["worker-cpu"]["command"]
