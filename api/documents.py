@@ -5,10 +5,10 @@ import re
 import unicodedata
 from urllib.parse import quote
 
-from flask import Blueprint, send_file
+from flask import Blueprint, Response, send_file
 
 from api import context
-from api.auth import authenticate, require
+from api.auth import Forbidden, authenticate, principal, require
 from api.jobs import tenant_job
 from docket import page_cache, privacy, storage
 from docket.documents import OFD_TYPE, SUPPORTED, XML_TYPE
@@ -113,10 +113,27 @@ def page_response(job, number: int):
 @bp.get("/jobs/<job_id>/document")
 @require("read")
 def get_document(job_id: str):
-    return document_response(tenant_job(job_id))
+    job = tenant_job(job_id)
+    if _redacted_for_caller(job):  # the original shows what the redacted copies black out
+        raise Forbidden("This policy shows its documents to keys that are not admin keys as redacted copies "
+                        f"only: /v1/jobs/{job.id}/redacted/N.")
+    return document_response(job)
 
 
 @bp.get("/jobs/<job_id>/pages/<int:number>")
 @require("read")
 def get_page(job_id: str, number: int):
-    return page_response(tenant_job(job_id), number)
+    job = tenant_job(job_id)
+    if _redacted_for_caller(job):  # personal data blacked out for anyone not an admin, as in the dashboard
+        privacy.check_content(job)  # erased or purged: 410
+        response = Response(privacy.redacted_png(context.settings(), job, context.job_rule(job), number),
+                            mimetype="image/png")
+        response.headers["Content-Disposition"] = f'inline; filename="page-{number}-redacted.png"'
+        return _locked_down(response, PAGE_POLICY)
+    return page_response(job, number)
+
+
+def _redacted_for_caller(job) -> bool:
+    """Whether the job's policy shows its pages redacted to this caller (any key but an admin's)."""
+    rule = context.job_rule(job)
+    return rule is not None and getattr(rule, "redact", False) and principal().role != "admin"

@@ -296,6 +296,14 @@ def test_redacted_copy_blacks_out_the_phone_number(settings, client_keys):
     for box in (boxes[0], boxes[2]):
         assert redacted.crop(box).tobytes() == page.crop(box).tobytes()
     assert find_personal_data("\n".join(line.text for line in recognise(redacted))) == []
+    # The API does the same for any key that is not an admin's: its pages are the redacted copy,
+    # and the original is refused; an admin's key gets both.
+    for role in ("submitter", "reviewer"):
+        api_page = client.get(f"/v1/jobs/{job['id']}/pages/1", headers=ks[role])
+        assert api_page.status_code == 200 and api_page.data == resp.data, role
+        refused = client.get(f"/v1/jobs/{job['id']}/document", headers=ks[role])
+        assert refused.status_code == 403 and "redacted" in refused.get_json()["detail"], role
+    assert client.get(f"/v1/jobs/{job['id']}/document", headers=ks["admin"]).status_code == 200
     # The dashboard shows a reviewer the redacted copy and not the original; an admin the page.
     import re
 
