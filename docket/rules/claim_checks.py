@@ -34,9 +34,9 @@ from typing import Any, Callable
 
 import cel
 
-from docket.rules.compiler import MAX_COMPREHENSION_DEPTH, _comprehension_depth, _compile, _compile_error_text, \
-    _constant_regex_problem
-from docket.rules.engine import _FUNCTIONS, _KNOWN_FUNCTIONS, _TIME_ACCESSORS, _TYPE_NAMES, _cel_error_text
+from docket.rules.compiler import MAX_COMPREHENSION_DEPTH, _call_problem, _comprehension_depth, _compile, \
+    _compile_error_text
+from docket.rules.engine import _FUNCTIONS, _KNOWN_FUNCTIONS, _TYPE_NAMES, _cel_error_text
 from docket.rules.rewrite import _Typing
 from docket.rules.syntax import _Call, _Ident, _is_comprehension, _scoped, _Select, _Unsupported
 from docket.rules.text import _truncate
@@ -101,13 +101,8 @@ def _static_problem(compiled, *, params: dict, names: frozenset) -> str | None:
         if (isinstance(node, _Select) and isinstance(node.operand, _Ident) and node.operand.name == "params"
                 and "params" not in scope and node.field not in params):
             return f"params.{node.field} is not defined in params"
-        if isinstance(node, _Call) and node.target is not None and node.name in _TIME_ACCESSORS and node.args:
-            return f"{node.name}() takes no arguments: time-zone arguments are not supported (timestamps are UTC)"
-        if isinstance(node, _Call) and node.name == "matches":
-            expected = 1 if node.target is not None else 2
-            if len(node.args) != expected:
-                return f"matches() takes {'one pattern' if expected == 1 else 'a string and a pattern'}"
-            problem = _constant_regex_problem(node.args[-1])
+        if isinstance(node, _Call):
+            problem = _call_problem(node)
             if problem:
                 return problem
     return None

@@ -91,15 +91,23 @@ def _static_problem(compiled: _Compiled, *, params: dict, field_names: set[str])
                 return f"fields.{key} is not declared in the fields schema"
             if root == "document" and key not in DOCUMENT_KEYS:
                 return f"document.{key} is not available (document has {', '.join(sorted(DOCUMENT_KEYS))})"
-        elif isinstance(node, _Call) and node.target is not None and node.name in _TIME_ACCESSORS and node.args:
-            return f"{node.name}() takes no arguments: time-zone arguments are not supported (timestamps are UTC)"
-        elif isinstance(node, _Call) and node.name == "matches":
-            expected = 1 if node.target is not None else 2
-            if len(node.args) != expected:
-                return f"matches() takes {'one pattern' if expected == 1 else 'a string and a pattern'}"
-            problem = _constant_regex_problem(node.args[-1])
+        elif isinstance(node, _Call):
+            problem = _call_problem(node)
             if problem:
                 return problem
+    return None
+
+
+def _call_problem(node: _Call) -> str | None:
+    """What is wrong with a function call a check makes, or None: time accessors take no time
+    zone, and matches() needs its arguments and a pattern that compiles (checks and claim checks)."""
+    if node.target is not None and node.name in _TIME_ACCESSORS and node.args:
+        return f"{node.name}() takes no arguments: time-zone arguments are not supported (timestamps are UTC)"
+    if node.name == "matches":
+        expected = 1 if node.target is not None else 2
+        if len(node.args) != expected:
+            return f"matches() takes {'one pattern' if expected == 1 else 'a string and a pattern'}"
+        return _constant_regex_problem(node.args[-1])
     return None
 
 
