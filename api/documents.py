@@ -110,11 +110,26 @@ def page_response(job, number: int):
     return _locked_down(response, PAGE_POLICY)
 
 
+def redacted_response(job, number: int) -> Response:
+    """Page `number` with the personal data blacked out (docket/privacy.py), as a PNG."""
+    png = privacy.redacted_png(context.settings(), job, context.job_rule(job), number)
+    response = Response(png, mimetype="image/png")
+    response.headers["Content-Disposition"] = f'inline; filename="page-{number}-redacted.png"'
+    return _locked_down(response, PAGE_POLICY)
+
+
+def redacts_for(job, role: str) -> bool:
+    """Whether the job's policy shows its pages to `role` only as redacted copies (any role but
+    admin's): the API and the dashboard alike."""
+    rule = context.job_rule(job)
+    return rule is not None and rule.redact and role != "admin"
+
+
 @bp.get("/jobs/<job_id>/document")
 @require("read")
 def get_document(job_id: str):
     job = tenant_job(job_id)
-    if _redacted_for_caller(job):  # the original shows what the redacted copies black out
+    if redacts_for(job, principal().role):  # the original shows what the redacted copies black out
         raise Forbidden("This policy shows its documents to keys that are not admin keys as redacted copies "
                         f"only: /v1/jobs/{job.id}/redacted/N.")
     return document_response(job)
@@ -124,16 +139,6 @@ def get_document(job_id: str):
 @require("read")
 def get_page(job_id: str, number: int):
     job = tenant_job(job_id)
-    if _redacted_for_caller(job):  # personal data blacked out for anyone not an admin, as in the dashboard
-        privacy.check_content(job)  # erased or purged: 410
-        response = Response(privacy.redacted_png(context.settings(), job, context.job_rule(job), number),
-                            mimetype="image/png")
-        response.headers["Content-Disposition"] = f'inline; filename="page-{number}-redacted.png"'
-        return _locked_down(response, PAGE_POLICY)
+    if redacts_for(job, principal().role):  # personal data blacked out for anyone not an admin, as in the dashboard
+        return redacted_response(job, number)
     return page_response(job, number)
-
-
-def _redacted_for_caller(job) -> bool:
-    """Whether the job's policy shows its pages redacted to this caller (any key but an admin's)."""
-    rule = context.job_rule(job)
-    return rule is not None and getattr(rule, "redact", False) and principal().role != "admin"

@@ -5,11 +5,11 @@ as it is afterwards (its `erased` record); `GET /v1/jobs/{id}/redacted/{n}` is p
 personal data blacked out, where the job's policy makes redacted copies (docket/privacy.py)."""
 from __future__ import annotations
 
-from flask import Blueprint, Response, request
+from flask import Blueprint, request
 
 from api import context
 from api.auth import authenticate, principal, require
-from api.documents import PAGE_POLICY, _locked_down
+from api.documents import redacted_response
 from api.jobs import tenant_job
 from docket import privacy
 from docket.representation import job_json
@@ -29,13 +29,6 @@ def erase_job(job_id: str):
                   reason=reason)
     session.commit()
     return job_json(job, history=True)
-
-
-def redacted_response(job, number: int) -> Response:
-    png = privacy.redacted_png(context.settings(), job, context.job_rule(job), number)
-    response = Response(png, mimetype="image/png")
-    response.headers["Content-Disposition"] = f'inline; filename="page-{number}-redacted.png"'
-    return _locked_down(response, PAGE_POLICY)
 
 
 @bp.get("/jobs/<job_id>/redacted/<int:number>")

@@ -20,8 +20,7 @@ from api.dashboard.access import tenant_wide, tenant_wide_only, visible_batch, v
 from api.dashboard.session import (SignInRefused, current, sign_in, sign_out, sign_out_everywhere, signed_in,
                                    wants_data)
 from api.auth import Forbidden
-from api.documents import document_response, page_response
-from api.privacy import redacted_response
+from api.documents import document_response, page_response, redacted_response, redacts_for
 from api.export import csv_response
 from api.jobs import event_stream
 from api.problems import problem
@@ -289,8 +288,7 @@ def page(job_id: str, number: int):
 
 
 def _redacted_for_viewer(job: Job) -> bool:
-    rule = context.job_rule(job)
-    return rule is not None and rule.redact and current().role != "admin"
+    return redacts_for(job, current().role)
 
 
 @bp.get("/batches/<batch_id>")
