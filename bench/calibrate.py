@@ -68,19 +68,23 @@ def judged(dev: DevSet, record: dict, fields: dict) -> dict[str, bool]:
     return out
 
 
+def documents(dev: DevSet, data: str, default_currency: str | None, jobs: int, cache: str | None):
+    """Each labelled document of a dev set: (label record, document id, reading as the worker reads it)."""
+    folder = resolve_data(data) / dev.folder
+    if not folder.is_dir():
+        raise DataMissing(f"{folder} not found")
+    records = read_labels(folder)
+    files = [str(folder / (r.get("original_file", r["file"]) if dev.originals else r["file"])) for r in records]
+    for record, file, reading in zip(records, files, read_all(files, default_currency, jobs, cache)):
+        yield record, hashlib.sha256(f"{dev.name}|{file}".encode()).hexdigest()[:12], reading
+
+
 def collect(data: str, cache: str | None, jobs: int, default_currency: str | None) -> list[dict]:
     """One sample per (document, judged field) of every set: set, document id, kind, field,
     source, raw score, right."""
     samples = []
     for dev in SETS:
-        folder = resolve_data(data) / dev.folder
-        if not folder.is_dir():
-            raise DataMissing(f"{folder} not found")
-        records = read_labels(folder)
-        files = [str(folder / (r.get("original_file", r["file"]) if dev.originals else r["file"])) for r in records]
-        readings = read_all(files, default_currency, jobs, cache)
-        for record, file, reading in zip(records, files, readings):
-            doc = hashlib.sha256(f"{dev.name}|{file}".encode()).hexdigest()[:12]
+        for record, doc, reading in documents(dev, data, default_currency, jobs, cache):
             fields = reading["fields"]
             for name, right in judged(dev, record, fields).items():
                 raw = reading["confidence"].get(name)
@@ -203,13 +207,9 @@ def stp_held_out(data: str, cache: str | None, jobs: int, samples: list[dict], h
     read = stp.fields_read(rule)
     out = []
     for dev in SETS:
-        folder = resolve_data(data) / dev.folder
-        records = read_labels(folder)
-        files = [str(folder / (r.get("original_file", r["file"]) if dev.originals else r["file"])) for r in records]
-        readings = read_all(files, rule.default_currency, jobs, cache)
-        automatic = silent = 0
-        for record, file, reading in zip(records, files, readings):
-            doc = hashlib.sha256(f"{dev.name}|{file}".encode()).hexdigest()[:12]
+        automatic = silent = n = 0
+        for record, doc, reading in documents(dev, data, rule.default_currency, jobs, cache):
+            n += 1
             # fields without a label have no held-out score: the shipped map scores them
             confidence = {**calibration.calibrate(reading["fields"], reading["confidence"], reading["sources"]),
                           **by_doc.get((dev.name, doc), {})}
@@ -219,7 +219,6 @@ def stp_held_out(data: str, cache: str | None, jobs: int, samples: list[dict], h
             auto = verdict.decision in ("approve", "reject")
             automatic += auto
             silent += auto and bool(stp.wrong_fields(dev, record, reading["fields"]) & read)
-        n = len(records)
         out.append({"set": dev.name, "documents": n, "automation_rate": round(automatic / n, 4) if n else None,
                     "silent_error_rate": round(silent / automatic, 4) if automatic else 0.0,
                     "automatic": automatic, "silent_errors": silent})

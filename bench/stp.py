@@ -224,16 +224,18 @@ def measure(dev: DevSet, rule, data, *, limit: int | None, jobs: int, cache: str
     to_review: dict[str, int] = {}
     documents = []
     for record, reading in zip(records, readings):
+        # mapped once per document, as the worker does (the labels put in below change no document kind)
+        reading = {**reading, "confidence": calibration.calibrate(reading["fields"], reading["confidence"],
+                                                                  reading["sources"])}
         day = label_date(dev, record) or _dt.date.today()
         now = _dt.datetime.combine(day + _dt.timedelta(days=1), _dt.time(12), tzinfo=_dt.timezone.utc)
         wrong = wrong_fields(dev, record, reading["fields"]) & read
         row = {"file": Path(record.get("original_file", record["file"]) if dev.originals else record["file"]).name,
                "wrong": sorted(wrong), "error": reading.get("error"),
-               "confidence": {f: calibration.calibrate(reading["fields"], reading["confidence"],
-                                                       reading["sources"]).get(f) for f in rule.certainty},
+               "confidence": {f: reading["confidence"].get(f) for f in rule.certainty},
                "sources": {f: reading["sources"].get(f) for f in rule.certainty}}
         for key, variant in rules.items():
-            verdict = decide(variant, reading, now)
+            verdict = decide(variant, reading, now, calibrated=True)
             decision = verdict.decision
             automatic = decision in ("approve", "reject")
             tally[key]["automatic"] += automatic
@@ -247,7 +249,8 @@ def measure(dev: DevSet, rule, data, *, limit: int | None, jobs: int, cache: str
                     for name in wrong:
                         per_field[name] = per_field.get(name, 0) + 1
                     if wrong:  # would a perfect reading of those fields have been decided otherwise?
-                        fixed = decide(variant, {**reading, "fields": with_labels(dev, record, reading["fields"], wrong)}, now)
+                        fixed = decide(variant, {**reading, "fields": with_labels(dev, record, reading["fields"], wrong)},
+                                       now, calibrated=True)
                         row["decision_if_read_right"] = fixed.decision
                         decision_errors += fixed.decision != decision
         documents.append(row)
