@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import io
-from datetime import date
+from datetime import date, timedelta
 
 from PIL import Image, ImageDraw, ImageFont
 
@@ -32,3 +32,12 @@ def encode(img: Image.Image, fmt: str, **kw) -> bytes:
 
 def pdf(pages: int = 1, text: str = "Hello") -> bytes:
     return pdf_with_text([[f"{text} page {i + 1}"] for i in range(pages)])
+
+
+def last_weekday(before: date, weekday: int) -> date:
+    """The latest day before `before` that falls on `weekday` (0 = Monday): a receipt dated on a
+    weekend, whatever day the tests run."""
+    day = before - timedelta(days=1)
+    while day.weekday() != weekday:
+        day -= timedelta(days=1)
+    return day

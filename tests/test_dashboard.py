@@ -6,22 +6,15 @@ from __future__ import annotations
 
 import re
 import time
-from datetime import date, timedelta
+from datetime import date
 
 import pytest
 import requests
 
 from tests.conftest import ROOT, SAMPLES, Server, base_env
-from tests.documents import encode, receipt_image
+from tests.documents import encode, last_weekday, receipt_image
 
 ARTIFACTS = ROOT / "test-artifacts" / "dashboard"
-
-
-def last_weekday(before: date, weekday: int) -> date:
-    day = before - timedelta(days=1)
-    while day.weekday() != weekday:
-        day -= timedelta(days=1)
-    return day
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ from datetime import date, timedelta
 import pytest
 
 from tests.conftest import ROOT, SAMPLES, Server, base_env
-from tests.documents import encode, receipt_image
+from tests.documents import encode, last_weekday, receipt_image
 
 ARTIFACTS = ROOT / "test-artifacts" / "i18n"
 
@@ -59,13 +59,6 @@ def english_in(texts: list[str]) -> list[str]:
         if words:
             found.append(text)
     return found
-
-
-def last_weekday(before: date, weekday: int) -> date:
-    day = before - timedelta(days=1)
-    while day.weekday() != weekday:
-        day -= timedelta(days=1)
-    return day
 
 
 @pytest.fixture(scope="module")
